@@ -1,0 +1,186 @@
+"""Every Kafka topic CallGuard uses, declared once, and the code that creates them.
+
+Call-scoped topics are keyed by call id so one call's messages stay in one partition, in order,
+on one worker.  Faust's table changelogs are declared here too (compacted) because faust's own
+auto-creation gave 1-partition topics that broke exactly-once; ``callguard topics create``
+makes them all up front.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+log = logging.getLogger(__name__)
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    key: str  # logical name used in code
+    name: str  # full topic name on the broker
+    partitions: int
+    replication_factor: int
+    config: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+
+    def new_topic(self) -> NewTopic:
+        return NewTopic(
+            self.name,
+            num_partitions=self.partitions,
+            replication_factor=self.replication_factor,
+            config=dict(self.config),
+        )
+
+
+# (logical key, base name, retention in days or None for compaction, description)
+_CALL_TOPICS: tuple[tuple[str, str, int | None, str], ...] = (
+    ("call_events", "pbx.call-events", 7, "PBX call events (ARI), key call_id"),
+    ("cdr", "pbx.cdr", 90, "final call detail records (AMI Cdr), key call_id"),
+    ("audio", "pbx.audio", 1, "live audio chunks of both legs; personal data, kept 1 day"),
+    ("commands", "pbx.commands", 7, "decisions for the PBX: play, hangup, ringback, originate"),
+    ("command_results", "pbx.command-results", 7, "what the PBX connector did with commands"),
+    ("decisions", "calls.decisions", 30, "every stream decision with its reason"),
+    ("summaries", "calls.summaries", 30, "one summary per finished call"),
+    ("audio_stats", "calls.audio-stats", 30, "completeness of each leg's audio"),
+    ("incidents", "calls.incidents", 90, "abuse detections with evidence"),
+    ("dead_letters", "callguard.dead-letters", 30, "rejected messages with the reason"),
+    ("ticks", "callguard.ticks", 1, "clock ticks per partition that drive stream housekeeping"),
+)
+
+#: faust tables (name → description); their changelogs are compacted
+TABLES: dict[str, str] = {
+    "calls": "call tracker state per call id",
+    "audio-legs": "audio sequence tracker per call id and leg",
+}
+
+
+@dataclass(frozen=True)
+class TopicCatalog:
+    """All topics for one deployment; ``prefix`` isolates tenants and test runs."""
+
+    prefix: str = ""
+    partitions: int = 4
+    replication_factor: int = 1
+    app_id: str = "callguard"
+
+    def _spec(self, key: str, base: str, config: dict[str, str], description: str) -> TopicSpec:
+        return TopicSpec(
+            key=key,
+            name=f"{self.prefix}{base}",
+            partitions=self.partitions,
+            replication_factor=self.replication_factor,
+            config=config,
+            description=description,
+        )
+
+    @property
+    def specs(self) -> list[TopicSpec]:
+        specs = [
+            self._spec(
+                key,
+                base,
+                {"cleanup.policy": "delete", "retention.ms": str(days * DAY_MS)}
+                if days
+                else {"cleanup.policy": "compact"},
+                description,
+            )
+            for key, base, days, description in _CALL_TOPICS
+        ]
+        specs += [
+            TopicSpec(
+                key=f"changelog:{table}",
+                name=self.changelog(table),
+                partitions=self.partitions,
+                replication_factor=self.replication_factor,
+                config={"cleanup.policy": "compact"},
+                description=f"faust changelog: {description}",
+            )
+            for table, description in TABLES.items()
+        ]
+        return specs
+
+    @property
+    def faust_app_id(self) -> str:
+        return f"{self.prefix}{self.app_id}"
+
+    def changelog(self, table: str) -> str:
+        # faust's naming rule: "<app id>-<table name>-changelog"
+        return f"{self.faust_app_id}-{table}-changelog"
+
+    def name(self, key: str) -> str:
+        for spec in self.specs:
+            if spec.key == key:
+                return spec.name
+        raise KeyError(f"unknown topic {key!r}")
+
+    def __getattr__(self, key: str) -> str:
+        # catalog.call_events → "pbx.call-events" (with prefix); only for declared keys
+        if key.startswith("_"):
+            raise AttributeError(key)
+        try:
+            return self.name(key)
+        except KeyError:
+            raise AttributeError(key) from None
+
+
+@dataclass
+class TopicReport:
+    name: str
+    status: str  # created | exists | mismatch
+    detail: str = ""
+
+
+def create_topics(
+    bootstrap: str, specs: Iterable[TopicSpec], timeout_s: float = 30.0
+) -> list[TopicReport]:
+    """Create missing topics; report existing ones whose partition count differs."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    specs = list(specs)
+    futures = admin.create_topics([s.new_topic() for s in specs], request_timeout=timeout_s)
+    reports: list[TopicReport] = []
+    existing: list[TopicSpec] = []
+    for spec in specs:
+        try:
+            futures[spec.name].result(timeout=timeout_s)
+            reports.append(TopicReport(spec.name, "created"))
+        except KafkaException as exc:
+            err = exc.args[0]
+            if isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                existing.append(spec)
+            else:
+                raise
+    if existing:
+        metadata = admin.list_topics(timeout=timeout_s).topics
+        for spec in existing:
+            actual = len(metadata[spec.name].partitions)
+            if actual == spec.partitions:
+                reports.append(TopicReport(spec.name, "exists"))
+            else:
+                reports.append(
+                    TopicReport(
+                        spec.name,
+                        "mismatch",
+                        f"has {actual} partitions, declared {spec.partitions}",
+                    )
+                )
+    return reports
+
+
+def delete_topics(bootstrap: str, names: Iterable[str], timeout_s: float = 30.0) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for name, future in admin.delete_topics(list(names), request_timeout=timeout_s).items():
+        try:
+            future.result(timeout=timeout_s)
+        except KafkaException as exc:
+            log.warning("could not delete topic %s: %s", name, exc)
+
+
+def existing_topics(bootstrap: str, timeout_s: float = 10.0) -> set[str]:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    return set(admin.list_topics(timeout=timeout_s).topics)

@@ -1,0 +1,1 @@
+"""Audio tracker stream: audio chunks → per-leg sequence state → completeness per leg."""

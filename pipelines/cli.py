@@ -1,0 +1,357 @@
+"""``callguard``: the command line. The only place (with tests and benchmarks) that reads settings.
+
+Every subcommand has ``--help``.  Settings come from ``CALLGUARD_*`` environment variables and
+an optional TOML file given with ``--config``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from pipelines.logs import setup_logging
+from pipelines.settings import Settings
+
+console = Console()
+REPO = Path(__file__).resolve().parents[1]
+KAFKA_SCRIPT = REPO / "docker" / "kafka" / "kafka.sh"
+
+
+def _settings(ctx: click.Context) -> Settings:
+    return ctx.ensure_object(dict)["settings"]  # type: ignore[no-any-return]
+
+
+def print_result(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console.print(table)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TOML file with settings (CALLGUARD_* environment variables override it).",
+)
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.pass_context
+def main(ctx: click.Context, config: Path | None, log_level: str | None) -> None:
+    """CallGuard: real-time call safety and analytics on Kafka and ClickHouse.
+
+    \b
+    Quick start (everything local: Kafka from Maven Central, embedded ClickHouse):
+      callguard demo            start what is needed, run simulated calls, show results
+    \b
+    Pieces:
+      callguard kafka start     local Apache Kafka (KRaft) on 127.0.0.1:19092
+      callguard topics create   create every topic with its partitions and retention
+      callguard db migrate      create / upgrade the ClickHouse tables
+      callguard sink            Kafka → ClickHouse (owns embedded chDB, serves reads)
+      callguard worker          the stream processors (faust)
+      callguard simulate        produce simulated PBX traffic
+      callguard results         what happened, from ClickHouse
+    """
+    overrides: dict[str, Any] = {}
+    if config:
+        overrides["config"] = config
+    if log_level:
+        overrides["log_level"] = log_level
+    settings = Settings(**overrides)
+    setup_logging(settings.log_level)
+    ctx.ensure_object(dict)["settings"] = settings
+
+
+# --- kafka -------------------------------------------------------------------------------
+
+
+def kafka_env(settings: Settings) -> dict[str, str]:
+    _host, _, port = settings.kafka_bootstrap.partition(",")[0].rpartition(":")
+    env = dict(os.environ)
+    env.setdefault("KAFKA_PORT", port or "19092")
+    env.setdefault("KAFKA_DATA_DIR", str((settings.data_dir / "kafka").resolve()))
+    return env
+
+
+def kafka_script(settings: Settings, action: str, check: bool = True) -> int:
+    return subprocess.run(
+        ["bash", str(KAFKA_SCRIPT), action], env=kafka_env(settings), check=check
+    ).returncode
+
+
+@main.group()
+def kafka() -> None:
+    """Local single-node Apache Kafka (KRaft) from Maven Central (docker/kafka/kafka.sh)."""
+
+
+@kafka.command("start")
+@click.pass_context
+def kafka_start(ctx: click.Context) -> None:
+    """Fetch (first time), format and start the broker; wait until it answers."""
+    kafka_script(_settings(ctx), "start")
+
+
+@kafka.command("stop")
+@click.pass_context
+def kafka_stop(ctx: click.Context) -> None:
+    """Stop the broker started from this data dir."""
+    kafka_script(_settings(ctx), "stop")
+
+
+@kafka.command("status")
+@click.pass_context
+def kafka_status(ctx: click.Context) -> None:
+    """Say whether the local broker is running."""
+    sys.exit(kafka_script(_settings(ctx), "status", check=False))
+
+
+# --- topics ------------------------------------------------------------------------------
+
+
+@main.group()
+def topics() -> None:
+    """Kafka topics, as declared in connectors/kafka/topics.py."""
+
+
+@topics.command("create")
+@click.pass_context
+def topics_create(ctx: click.Context) -> None:
+    """Create missing topics (idempotent); flag existing ones with other partition counts."""
+    from connectors.kafka.topics import create_topics
+    from pipelines.app import catalog_for
+
+    settings = _settings(ctx)
+    catalog = catalog_for(settings)
+    reports = create_topics(settings.kafka_bootstrap, catalog.specs)
+    by_name = {s.name: s for s in catalog.specs}
+    print_result(
+        f"topics on {settings.kafka_bootstrap}",
+        ["topic", "status", "partitions", "policy", "detail"],
+        [
+            [
+                r.name,
+                r.status,
+                by_name[r.name].partitions,
+                by_name[r.name].config.get("cleanup.policy", ""),
+                r.detail,
+            ]
+            for r in reports
+        ],
+    )
+    if any(r.status == "mismatch" for r in reports):
+        raise click.ClickException("some topics exist with other partition counts (see above)")
+
+
+@topics.command("list")
+@click.pass_context
+def topics_list(ctx: click.Context) -> None:
+    """Show the declared topics and whether each exists on the broker."""
+    from connectors.kafka.topics import existing_topics
+    from pipelines.app import catalog_for
+
+    settings = _settings(ctx)
+    present = existing_topics(settings.kafka_bootstrap)
+    print_result(
+        "declared topics",
+        ["topic", "exists", "partitions", "config", "what"],
+        [
+            [
+                s.name,
+                "yes" if s.name in present else "no",
+                s.partitions,
+                ",".join(f"{k}={v}" for k, v in s.config.items()),
+                s.description,
+            ]
+            for s in catalog_for(settings).specs
+        ],
+    )
+
+
+# --- ClickHouse ----------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """ClickHouse (embedded chDB by default; a server when CALLGUARD_CLICKHOUSE_URL is set)."""
+
+
+@db.command("migrate")
+@click.pass_context
+def db_migrate(ctx: click.Context) -> None:
+    """Apply pending schema migrations (idempotent). `callguard sink` also runs this."""
+    from connectors.clickhouse.client import connect
+    from connectors.clickhouse.migrations import migrate
+
+    settings = _settings(ctx)
+    applied = migrate(connect(settings.clickhouse_dsn, settings.clickhouse_database))
+    names = ", ".join(f"V{m.version:03d}__{m.name}" for m in applied) or "nothing (up to date)"
+    console.print(f"applied: {names}")
+
+
+@db.command("query")
+@click.argument("sql")
+@click.pass_context
+def db_query(ctx: click.Context, sql: str) -> None:
+    """Run a read-only SQL query and print the result.
+
+    With embedded chDB and a running sink, the query goes through the sink's API.
+    """
+    from connectors.clickhouse.reader import open_reader
+
+    settings = _settings(ctx)
+    result = open_reader(
+        settings.clickhouse_dsn, settings.clickhouse_database, settings.query_port
+    ).query(sql)
+    print_result(f"{len(result.rows)} row(s)", result.columns, result.rows)
+
+
+# --- services ----------------------------------------------------------------------------
+
+
+@main.command()
+@click.pass_context
+def worker(ctx: click.Context) -> None:
+    """Run the stream processors (faust worker) until Ctrl-C / SIGTERM."""
+    from pipelines.services import run_worker
+
+    run_worker(_settings(ctx))
+
+
+@main.command()
+@click.pass_context
+def sink(ctx: click.Context) -> None:
+    """Run the ClickHouse sink until Ctrl-C / SIGTERM (migrates first).
+
+    With embedded chDB this process owns the data directory and serves read-only queries
+    on 127.0.0.1:$CALLGUARD_QUERY_PORT for `callguard db query`, `results` and `demo`.
+    """
+    from pipelines.services import run_sink
+
+    run_sink(_settings(ctx))
+
+
+# --- simulation, results, demo ---------------------------------------------------------------
+
+
+@main.command()
+@click.option("--calls", "n_calls", default=20, show_default=True, help="number of calls")
+@click.option(
+    "--speed", default=10.0, show_default=True, help="× real time; 0 = as fast as possible"
+)
+@click.option("--seed", type=int, default=None, help="fixed seed for repeatable traffic")
+@click.option("--chunk-ms", default=200, show_default=True, help="audio chunk length")
+@click.option("--no-audio", is_flag=True, help="events and CDRs only")
+@click.option("--malformed", default=0, show_default=True, help="also send N malformed messages")
+@click.option(
+    "--audio-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="WAV/FLAC clips for the caller leg (default: packaged Korean samples)",
+)
+@click.pass_context
+def simulate(
+    ctx: click.Context,
+    n_calls: int,
+    speed: float,
+    seed: int | None,
+    chunk_ms: int,
+    no_audio: bool,
+    malformed: int,
+    audio_dir: Path | None,
+) -> None:
+    """Produce SIMULATED PBX traffic (events, CDRs, audio) to Kafka.
+
+    Every message is marked origin="simulator"; nothing here came from a real phone.
+    """
+    from pipelines.demo import simulate_calls
+
+    report = simulate_calls(
+        _settings(ctx),
+        n_calls=n_calls,
+        speed=speed,
+        seed=seed,
+        chunk_ms=chunk_ms,
+        with_audio=not no_audio,
+        malformed=malformed,
+        audio_dir=audio_dir,
+    )
+    for line in report.summary_lines():
+        console.print(line)
+
+
+@main.command()
+@click.option("--since-minutes", default=60 * 24, show_default=True)
+@click.pass_context
+def results(ctx: click.Context, since_minutes: int) -> None:
+    """Show what the pipeline stored: calls, audio completeness, dead letters."""
+    from pipelines.demo import show_results
+
+    show_results(_settings(ctx), since_minutes=since_minutes)
+
+
+@main.command()
+@click.option("--calls", "n_calls", default=12, show_default=True)
+@click.option("--speed", default=20.0, show_default=True, help="× real time")
+@click.option("--malformed", default=3, show_default=True, help="malformed messages to include")
+@click.option("--keep-running", is_flag=True, help="leave Kafka, worker and sink running")
+@click.option("--timeout", "timeout_s", default=300, show_default=True, help="seconds to wait")
+@click.pass_context
+def demo(
+    ctx: click.Context,
+    n_calls: int,
+    speed: float,
+    malformed: int,
+    keep_running: bool,
+    timeout_s: int,
+) -> None:
+    """The whole pipeline locally: Kafka, topics, sink (chDB), worker, simulated calls, results."""
+    from pipelines.demo import run_demo
+
+    run_demo(
+        _settings(ctx),
+        n_calls=n_calls,
+        speed=speed,
+        malformed=malformed,
+        keep_running=keep_running,
+        timeout_s=timeout_s,
+    )
+
+
+# --- schemas -----------------------------------------------------------------------------
+
+
+@main.group()
+def schemas() -> None:
+    """Wire schemas (JSON Schema files generated from schemas/records.py)."""
+
+
+@schemas.command("export")
+def schemas_export() -> None:
+    """Regenerate schemas/json/*.schema.json from the wire models."""
+    from schemas.json_schema import export
+
+    for path in export():
+        console.print(f"wrote {path.relative_to(REPO)}")
+
+
+@schemas.command("check")
+def schemas_check() -> None:
+    """Fail if a committed schema file differs from what the models generate."""
+    from schemas.json_schema import stale_files
+
+    stale = stale_files()
+    if stale:
+        raise click.ClickException(f"stale schema files: {', '.join(stale)}; run `schemas export`")
+    console.print("schema files are up to date")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Run every test tier. Starts the services the integration tier needs (a genuine Apache Kafka
+# broker on its own port and data dir) and stops them again, whatever happens.
+#   scripts/test.sh            all tiers
+#   scripts/test.sh unit       one tier (unit | agents | integration), extra args go to pytest
+set -euo pipefail
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+scripts/bootstrap.sh
+
+tier="${1:-all}"; shift || true
+py=.venv/bin/python
+
+echo "== lint: ruff, mypy"
+.venv/bin/ruff check .
+.venv/bin/mypy pipelines schemas connectors
+
+run_pytest() {
+  # exit code 5 (no tests collected) counts as failure: every tier must have tests
+  "$py" -m pytest "$@"
+}
+
+if [ "$tier" = all ] || [ "$tier" = unit ]; then
+  echo "== unit tests"; run_pytest tests/unit "$@"
+fi
+if [ "$tier" = all ] || [ "$tier" = agents ]; then
+  echo "== agent tests (faust test_context)"; run_pytest tests/agents "$@"
+fi
+if [ "$tier" = all ] || [ "$tier" = integration ]; then
+  export KAFKA_PORT="${KAFKA_TEST_PORT:-29092}" KAFKA_CONTROLLER_PORT="${KAFKA_TEST_CONTROLLER_PORT:-29093}"
+  export KAFKA_DATA_DIR="$repo/var/test-kafka"
+  trap 'docker/kafka/kafka.sh stop || true' EXIT
+  docker/kafka/kafka.sh start
+  export CALLGUARD_KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
+  echo "== integration tests (Apache Kafka on $CALLGUARD_KAFKA_BOOTSTRAP, chDB)"
+  run_pytest tests/integration "$@"
+fi
