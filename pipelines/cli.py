@@ -29,6 +29,9 @@ def _settings(ctx: click.Context) -> Settings:
 
 
 def print_result(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    if not rows:
+        console.print(f"[italic]{title}[/]: (none)")
+        return
     table = Table(title=title, title_justify="left")
     for column in columns:
         table.add_column(column)
@@ -292,9 +295,11 @@ def simulate(
 @click.pass_context
 def results(ctx: click.Context, since_minutes: int) -> None:
     """Show what the pipeline stored: calls, audio completeness, dead letters."""
+    import time
+
     from pipelines.demo import show_results
 
-    show_results(_settings(ctx), since_minutes=since_minutes)
+    show_results(_settings(ctx), since_ms=int((time.time() - since_minutes * 60) * 1000))
 
 
 @main.command()

@@ -45,7 +45,6 @@ def simulate_calls(
     from connectors.simulator.audio import load_clips
     from connectors.simulator.producer import run_simulation
     from connectors.simulator.scenario import plan_calls
-
     from pipelines.app import catalog_for
 
     seed = seed if seed is not None else int(time.time()) % 1_000_000
@@ -115,13 +114,11 @@ RESULT_QUERIES: dict[str, str] = {
 }
 
 
-def show_results(
-    settings: Settings, *, since_minutes: int = 1440, call_prefix: str | None = None
-) -> None:
+def show_results(settings: Settings, *, since_ms: int, call_prefix: str | None = None) -> None:
+    """Print the result tables: calls with ids starting ``call_prefix``, else since ``since_ms``."""
     from pipelines.cli import print_result
 
     reader = open_reader(settings.clickhouse_dsn, settings.clickhouse_database, settings.query_port)
-    since_ms = int((time.time() - since_minutes * 60) * 1000)
     calls = (
         f"call_id LIKE '{call_prefix}%'"
         if call_prefix
@@ -233,40 +230,35 @@ def run_demo(
                 settings.clickhouse_dsn, settings.clickhouse_database, settings.query_port
             )
             prefix = f"sim-{report.seed}-"
-            _wait(
-                f"{n_calls} call summaries in ClickHouse",
-                lambda: (
-                    _count(
-                        reader,
-                        f"SELECT count() FROM call_summaries FINAL WHERE call_id LIKE '{prefix}%'",
-                    )
-                    >= n_calls
+            this_run = f"call_id LIKE '{prefix}%'"
+            answered = report.dispositions.get("ANSWERED", 0)
+            expected = [
+                (f"{n_calls} call summaries", "call_summaries", "count()", this_run, n_calls),
+                (
+                    f"{2 * answered} audio legs",
+                    "audio_leg_stats",
+                    "count()",
+                    this_run,
+                    2 * answered if report.audio_chunks else 0,
                 ),
-                timeout_s,
-                worker_proc,
-                log_dir / "worker.log",
-            )
-            if malformed:
+                (
+                    f"{malformed} dead letters",
+                    "dead_letters",
+                    "uniqExact(source_topic, source_offset)",
+                    f"ts_ms >= fromUnixTimestamp64Milli({started_ms})",
+                    malformed,
+                ),
+            ]
+            for what, table, aggregate, where, target in expected:
+                sql = f"SELECT {aggregate} FROM {table} FINAL WHERE {where}"
                 _wait(
-                    f"{malformed} malformed messages in the dead-letter table",
-                    lambda: (
-                        _count(
-                            reader,
-                            "SELECT uniqExact(source_topic, source_offset) FROM "
-                            "dead_letters FINAL WHERE ts_ms >= "
-                            f"fromUnixTimestamp64Milli({started_ms})",
-                        )
-                        >= malformed
-                    ),
+                    f"{what} in ClickHouse",
+                    lambda sql=sql, target=target: _count(reader, sql) >= target,
                     timeout_s,
                     worker_proc,
                     log_dir / "worker.log",
                 )
-            show_results(
-                settings,
-                call_prefix=prefix,
-                since_minutes=max(1, (int(time.time() * 1000) - started_ms) // 60000 + 1),
-            )
+            show_results(settings, call_prefix=prefix, since_ms=started_ms)
             if keep_running:
                 console.print(
                     "worker and sink keep running: `callguard results`, `callguard db query`; "

@@ -21,7 +21,6 @@ def run_worker(settings: Settings) -> None:
     worker = faust.Worker(
         app,
         loglevel=settings.log_level.upper(),
-        workdir=str(settings.data_dir),
         redirect_stdouts=False,
     )
     worker.execute_from_commandline()

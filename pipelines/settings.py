@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -52,6 +52,12 @@ class Settings(BaseSettings):
 
     config: Path | None = Field(None, description="TOML file with any of these settings")
 
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        # child processes (worker, sink) may run elsewhere; an absolute path means one place
+        return value.expanduser().resolve()
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -72,7 +78,7 @@ class Settings(BaseSettings):
 
     @property
     def chdb_path(self) -> Path:
-        return (self.data_dir / "chdb").resolve()
+        return self.data_dir / "chdb"
 
     @property
     def clickhouse_dsn(self) -> str:

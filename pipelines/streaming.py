@@ -141,7 +141,7 @@ class PartitionedState(Generic[S]):
         self._partition_of = {key: data["partition"] for key, data in self.table.items()}
 
     def get(self, key: str) -> S | None:
-        data = self.table[key]
+        data = self.table.get(key)
         return None if data is None else self._from_dict(data["state"])
 
     def put(self, partition: int, key: str, state: S) -> None:
@@ -150,7 +150,7 @@ class PartitionedState(Generic[S]):
 
     def delete(self, key: str) -> None:
         self._partition_of.pop(key, None)
-        if self.table[key] is not None:
+        if key in self.table:
             del self.table[key]
 
     def keys_in(self, partition: int) -> list[str]:

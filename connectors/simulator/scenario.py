@@ -311,28 +311,51 @@ class BadMessage:
 def _template(topic_key: str, call_id: str, ts_ms: int) -> dict[str, object]:
     if topic_key == "call_events":
         return CallEvent(
-            event_id=f"{call_id}-e00", call_id=call_id, type="call_started", ts_ms=ts_ms,
-            direction="inbound", department="traffic", caller="010-0000-0000", callee="2100",
+            event_id=f"{call_id}-e00",
+            call_id=call_id,
+            type="call_started",
+            ts_ms=ts_ms,
+            direction="inbound",
+            department="traffic",
+            caller="010-0000-0000",
+            callee="2100",
             origin=ORIGIN,
         ).asdict()
     if topic_key == "cdr":
         return Cdr(
-            call_id=call_id, direction="inbound", department="traffic", caller="010-0000-0000",
-            callee="2100", presented_caller_id="010-0000-0000", start_ms=ts_ms, answer_ms=0,
-            end_ms=ts_ms, duration_s=0.0, billsec_s=0.0, disposition="NO ANSWER",
+            call_id=call_id,
+            direction="inbound",
+            department="traffic",
+            caller="010-0000-0000",
+            callee="2100",
+            presented_caller_id="010-0000-0000",
+            start_ms=ts_ms,
+            answer_ms=0,
+            end_ms=ts_ms,
+            duration_s=0.0,
+            billsec_s=0.0,
+            disposition="NO ANSWER",
             origin=ORIGIN,
         ).asdict()
     return AudioChunk(
-        call_id=call_id, leg="caller", seq=0, start_ms=ts_ms, duration_ms=0,
-        sample_rate=SAMPLE_RATE, encoding="pcm_s16le", channels=1, payload_b64="",
-        final=True, origin=ORIGIN,
+        call_id=call_id,
+        leg="caller",
+        seq=0,
+        start_ms=ts_ms,
+        duration_ms=0,
+        sample_rate=SAMPLE_RATE,
+        encoding="pcm_s16le",
+        channels=1,
+        payload_b64="",
+        final=True,
+        origin=ORIGIN,
     ).asdict()
 
 
 _MISSING = {"call_events": "type", "cdr": "disposition", "audio": "seq"}
 
 
-def malformed_messages(n: int, *, seed: int, ts_ms: int) -> list[BadMessage]:
+def malformed_messages(n: int, *, id_prefix: str, ts_ms: int) -> list[BadMessage]:
     """``n`` messages no consumer may accept, spread round-robin over events, CDRs and audio."""
     out: list[BadMessage] = []
     topics = tuple(MALFORMED_KINDS)
@@ -340,7 +363,7 @@ def malformed_messages(n: int, *, seed: int, ts_ms: int) -> list[BadMessage]:
         topic_key = topics[i % len(topics)]
         kinds = MALFORMED_KINDS[topic_key]
         kind = kinds[(i // len(topics)) % len(kinds)]
-        call_id = f"sim-{seed}-malformed-{i + 1}"
+        call_id = f"{id_prefix}-malformed-{i + 1}"
         data = _template(topic_key, call_id, ts_ms)
         if kind == "missing_field":
             del data[_MISSING[topic_key]]

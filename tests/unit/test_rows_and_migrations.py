@@ -52,7 +52,7 @@ def test_migrations_are_numbered_and_split_into_statements() -> None:
 
 def test_bad_migration_name_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "V1_init.sql").write_text("SELECT 1")
-    with pytest.raises(MigrationError, match="V001__name.sql"):
+    with pytest.raises(MigrationError, match=r"V001__name\.sql"):
         discover(tmp_path)
 
 

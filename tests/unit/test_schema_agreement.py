@@ -12,7 +12,13 @@ from schemas.records import MODELS
 from schemas.rows import STORED_TABLES, StoredTable, is_timestamp
 from schemas.vocabulary import ENUMS
 
-JSON_TYPE = {str: "string", int: "integer", float: "number", bool: "boolean", dict[str, str]: "object"}
+JSON_TYPE = {
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    dict[str, str]: "object",
+}
 CH_TYPES = {
     str: {"String", "LowCardinality(String)"},
     int: {"UInt8", "UInt32", "UInt64", "Int32", "Int64"},
