@@ -56,6 +56,11 @@ def main() -> None:
         redirect_stdouts=False,
     )
     worker.ready_file = args.ready_file
+    # The terminal spinner is drawn only on a tty, but at loglevel WARNING and above faust
+    # still sets the root logger to DEBUG for it, so every library debug call builds a
+    # LogRecord for nothing (~5 per event).  ``callguard worker`` at its default "info" has no
+    # spinner either, so dropping it measures the app as it is deployed.
+    worker.spinner = None
     worker.execute_from_commandline()
 
 

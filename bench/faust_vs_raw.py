@@ -187,6 +187,14 @@ class Worker:
         self.maxrss_kib = 0
         self.sampled_rss_peak = 0
 
+    def cpu_s(self) -> float:
+        """User + system CPU seconds the worker has used so far."""
+        try:
+            times = psutil.Process(self.proc.pid).cpu_times()
+        except psutil.Error:
+            return 0.0
+        return float(times.user + times.system)
+
     def alive(self) -> bool:
         if self.exit_code is not None:
             return False
@@ -240,37 +248,47 @@ class Worker:
 
 
 class SummaryWatcher:
-    """Reads the summaries topic (read_committed) from the beginning and notes arrival times."""
+    """Reads summaries and dead letters (read_committed) from the start; notes arrival times."""
 
-    def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
+    def __init__(self, bootstrap: str, catalog: TopicCatalog) -> None:
+        self.summaries = catalog.summaries
         self.consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,
-                "group.id": f"{topic}.bench-watcher",  # never joins or commits (assign only)
+                # never joins a group or commits: partitions are assigned directly
+                "group.id": f"{catalog.summaries}.bench-watcher",
                 "enable.auto.commit": False,
                 "isolation.level": "read_committed",
                 "fetch.wait.max.ms": 50,
             }
         )
         self.consumer.assign(
-            [TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)]
+            [
+                TopicPartition(topic, p, OFFSET_BEGINNING)
+                for topic in (catalog.summaries, catalog.dead_letters)
+                for p in range(catalog.partitions)
+            ]
         )
         self.arrivals: dict[str, float] = {}  # call id → first arrival (perf_counter)
         self.events: dict[str, int] = {}  # call id → "events" of its summary
         self.duplicates = 0
+        self.dead_letters: list[str] = []  # their reasons
 
     def poll(self, timeout_s: float) -> None:
         for msg in self.consumer.consume(num_messages=2000, timeout=timeout_s):
             if msg.error() is not None:
                 continue
             now = time.perf_counter()
-            summary = json.loads(msg.value() or b"{}")
-            call_id = summary.get("call_id", "")
+            data = json.loads(msg.value() or b"{}")
+            if msg.topic() != self.summaries:
+                self.dead_letters.append(str(data.get("reason", "?")))
+                continue
+            call_id = data.get("call_id", "")
             if call_id in self.arrivals:
                 self.duplicates += 1
                 continue
             self.arrivals[call_id] = now
-            self.events[call_id] = int(summary.get("events", -1))
+            self.events[call_id] = int(data.get("events", -1))
 
     def wait_for(self, expected: set[str], timeout_s: float, worker: Worker, what: str) -> None:
         deadline = time.monotonic() + timeout_s
@@ -281,6 +299,12 @@ class SummaryWatcher:
                 next_sample = time.monotonic() + 0.25
             if not worker.alive():
                 raise BenchError(f"{what}: worker exited early", worker)
+            if self.dead_letters:
+                raise BenchError(
+                    f"{what}: the worker dead-lettered {len(self.dead_letters)} messages, "
+                    f"first reason: {self.dead_letters[0]}",
+                    worker,
+                )
             if time.monotonic() > deadline:
                 missing = len(expected - self.arrivals.keys())
                 raise BenchError(
@@ -337,6 +361,7 @@ class RunResult:
     produce_s: float
     first_output_s: float
     startup_s: float
+    worker_cpu_s: float
     peak_rss_mib: float
     sampled_rss_peak_mib: float
     duplicate_summaries: int
@@ -396,7 +421,7 @@ def run_once(
     data_dir = scratch / f"{mode}{repeat}"
     data_dir.mkdir()
     ready_file = data_dir / "ready"
-    watcher = SummaryWatcher(args.bootstrap, catalog.summaries, args.partitions)
+    watcher = SummaryWatcher(args.bootstrap, catalog)
     worker = Worker(worker_argv(mode, args, prefix, data_dir, ready_file), data_dir / "worker.log")
     workers.append(worker)
     try:
@@ -404,11 +429,13 @@ def run_once(
         startup_s = time.perf_counter() - worker.started
 
         measured = set(workload.events_per_call)
+        cpu0 = worker.cpu_s()
         t0 = time.perf_counter()
         produce_all(producer, catalog.call_events, workload.messages, lambda: watcher.poll(0))
         produce_s = time.perf_counter() - t0
         timeout = max(120.0, workload.events / 100)
         watcher.wait_for(measured, timeout, worker, "measured batch")
+        cpu_s = worker.cpu_s() - cpu0
         times = [watcher.arrivals[c] for c in measured]
         seconds = max(times) - t0
         first_output_s = min(times) - t0
@@ -428,6 +455,7 @@ def run_once(
         produce_s=produce_s,
         first_output_s=first_output_s,
         startup_s=startup_s,
+        worker_cpu_s=cpu_s,
         peak_rss_mib=worker.maxrss_kib / 1024,
         sampled_rss_peak_mib=worker.sampled_rss_peak / 2**20,
         duplicate_summaries=duplicates,
@@ -574,6 +602,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{result.events_per_s:9.1f} events/s  "
                     f"first output {result.first_output_s:5.2f} s  "
                     f"produce {result.produce_s:4.2f} s  warm-up {result.startup_s:5.1f} s  "
+                    f"worker CPU {result.worker_cpu_s:5.1f} s  "
                     f"peak RSS {result.peak_rss_mib:6.1f} MiB{flag}",
                     flush=True,
                 )

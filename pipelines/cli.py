@@ -32,7 +32,8 @@ def print_result(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     if not rows:
         console.print(f"[italic]{title}[/]: (none)")
         return
-    table = Table(title=title, title_justify="left")
+    console.print(f"[bold]{title}[/]")
+    table = Table()
     for column in columns:
         table.add_column(column)
     for row in rows:
@@ -129,7 +130,7 @@ def topics() -> None:
 @click.pass_context
 def topics_create(ctx: click.Context) -> None:
     """Create missing topics (idempotent); flag existing ones with other partition counts."""
-    from connectors.kafka.topics import create_topics
+    from connectors.kafka.topics import create_topics, retention_label
     from pipelines.app import catalog_for
 
     settings = _settings(ctx)
@@ -138,13 +139,13 @@ def topics_create(ctx: click.Context) -> None:
     by_name = {s.name: s for s in catalog.specs}
     print_result(
         f"topics on {settings.kafka_bootstrap}",
-        ["topic", "status", "partitions", "policy", "detail"],
+        ["topic", "status", "partitions", "retention", "detail"],
         [
             [
                 r.name,
                 r.status,
                 by_name[r.name].partitions,
-                by_name[r.name].config.get("cleanup.policy", ""),
+                retention_label(by_name[r.name]),
                 r.detail,
             ]
             for r in reports
@@ -155,26 +156,24 @@ def topics_create(ctx: click.Context) -> None:
 
 
 @topics.command("list")
+@click.option("-v", "--verbose", is_flag=True, help="also say what each topic carries")
 @click.pass_context
-def topics_list(ctx: click.Context) -> None:
+def topics_list(ctx: click.Context, verbose: bool) -> None:
     """Show the declared topics and whether each exists on the broker."""
-    from connectors.kafka.topics import existing_topics
+    from connectors.kafka.topics import existing_topics, retention_label
     from pipelines.app import catalog_for
 
     settings = _settings(ctx)
     present = existing_topics(settings.kafka_bootstrap)
+    specs = catalog_for(settings).specs
+    columns = ["topic", "exists", "partitions", "retention"] + (["what"] if verbose else [])
     print_result(
         "declared topics",
-        ["topic", "exists", "partitions", "config", "what"],
+        columns,
         [
-            [
-                s.name,
-                "yes" if s.name in present else "no",
-                s.partitions,
-                ",".join(f"{k}={v}" for k, v in s.config.items()),
-                s.description,
-            ]
-            for s in catalog_for(settings).specs
+            [s.name, "yes" if s.name in present else "NO", s.partitions, retention_label(s)]
+            + ([s.description] if verbose else [])
+            for s in specs
         ],
     )
 

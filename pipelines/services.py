@@ -52,7 +52,8 @@ def run_sink(settings: Settings, stop: threading.Event | None = None) -> None:
     )
     server = None
     if settings.embedded_clickhouse:
-        server = QueryServer(client, lock, settings.query_port, sink.stats.as_dict)
+        reader = connect(settings.clickhouse_dsn, settings.clickhouse_database)
+        server = QueryServer(reader, lock, settings.query_port, sink.stats.as_dict)
         server.start()
         log.info("read-only query API on 127.0.0.1:%d", settings.query_port)
 

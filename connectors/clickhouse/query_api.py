@@ -44,16 +44,24 @@ def _json_default(value: Any) -> Any:
 
 
 def run_readonly(client: Client, lock: threading.Lock, sql: str) -> QueryResult:
+    """Run ``sql`` with ClickHouse's ``readonly=1``; at most ``MAX_ROWS`` rows come back.
+
+    Give this a client of its own: embedded chDB keeps ``readonly`` on the session after a
+    refused query, which would stop a writer sharing it.  Only ``readonly`` is set per query,
+    since no other setting may change once it is on.
+    """
     with lock:
-        result = client.query(sql, settings={"readonly": 1, "max_result_rows": MAX_ROWS})
+        result = client.query(sql, settings={"readonly": 1})
     return QueryResult(
         columns=list(result.column_names),
         types=[t.name for t in result.column_types],
-        rows=[list(r) for r in result.result_rows],
+        rows=[list(r) for r in result.result_rows[:MAX_ROWS]],
     )
 
 
 class QueryServer:
+    """Serves the API from a thread; ``client`` must be a reader client, not the sink's writer."""
+
     def __init__(
         self,
         client: Client,

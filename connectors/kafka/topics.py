@@ -9,6 +9,7 @@ makes them all up front.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -129,6 +130,14 @@ class TopicCatalog:
             raise AttributeError(key) from None
 
 
+def retention_label(spec: TopicSpec) -> str:
+    """ "compacted" or the retention in days, for people reading a topic list."""
+    if spec.config.get("cleanup.policy") == "compact":
+        return "compacted"
+    days = int(spec.config.get("retention.ms", "0")) / DAY_MS
+    return f"{days:g} d"
+
+
 @dataclass
 class TopicReport:
     name: str
@@ -156,7 +165,12 @@ def create_topics(
             else:
                 raise
     if existing:
+        # A topic created a moment ago may not be in the metadata yet: ask until it is.
+        deadline = time.monotonic() + timeout_s
         metadata = admin.list_topics(timeout=timeout_s).topics
+        while any(s.name not in metadata for s in existing) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            metadata = admin.list_topics(timeout=timeout_s).topics
         for spec in existing:
             actual = len(metadata[spec.name].partitions)
             if actual == spec.partitions:

@@ -142,6 +142,7 @@ class SimulationReport:
     duration_s: float = 0.0
     departments: dict[str, int] = field(default_factory=dict)  # calls per department
     dispositions: dict[str, int] = field(default_factory=dict)
+    seed: int | None = None  # the scenario seed; call ids are "sim-<seed>-<n>"
 
     @property
     def messages(self) -> int:

@@ -1,0 +1,204 @@
+"""Integration fixtures: a genuine Apache Kafka broker (started by scripts/test.sh) and chDB.
+
+Every test gets its own topic prefix (so its own topics and consumer groups) and its own
+faust app id.  chDB allows one embedded engine per process, so the session shares one data
+directory; tests keep apart by call ids and topic prefixes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Producer
+
+from connectors.clickhouse.query_api import QueryResult, remote_health, remote_query
+from connectors.kafka.topics import TopicCatalog, create_topics, delete_topics
+from pipelines.app import catalog_for
+from pipelines.demo import settings_env
+from pipelines.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def bootstrap() -> str:
+    value = os.environ.get("CALLGUARD_KAFKA_BOOTSTRAP")
+    if not value:
+        pytest.fail(
+            "integration tests need a Kafka broker: run `scripts/test.sh integration` "
+            "(it starts one) or set CALLGUARD_KAFKA_BOOTSTRAP"
+        )
+    return value
+
+
+@pytest.fixture(scope="session")
+def chdb_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture
+def settings(bootstrap: str, chdb_dir: Path) -> Settings:
+    prefix = f"it-{uuid.uuid4().hex[:10]}."
+    return Settings(
+        kafka_bootstrap=bootstrap,
+        topic_prefix=prefix,
+        data_dir=chdb_dir,
+        query_port=free_port(),
+        worker_web_port=free_port(),
+        sink_flush_seconds=0.3,
+        partitions=2,
+    )
+
+
+@pytest.fixture
+def catalog(settings: Settings) -> Iterator[TopicCatalog]:
+    catalog = catalog_for(settings)
+    create_topics(settings.kafka_bootstrap, catalog.specs)
+    yield catalog
+    delete_topics(settings.kafka_bootstrap, [s.name for s in catalog.specs])
+
+
+@pytest.fixture
+def producer(bootstrap: str) -> Iterator[Producer]:
+    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    yield p
+    p.flush(10)
+
+
+class SinkHandle:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def query(self, sql: str) -> QueryResult:
+        return remote_query(self.settings.query_port, sql)
+
+    def count(self, sql: str) -> int:
+        return int(self.query(sql).rows[0][0])
+
+
+@pytest.fixture
+def sink(settings: Settings, catalog: TopicCatalog) -> Iterator[SinkHandle]:
+    """The real sink (migrations, Kafka consumer, chDB, query API) in a thread of this process."""
+    from pipelines.services import run_sink
+
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            run_sink(settings, stop)
+        except BaseException as exc:  # noqa: BLE001 - reported by the fixture
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    wait_until(lambda: remote_health(settings.query_port) is not None or bool(errors), 60)
+    assert not errors, errors
+    yield SinkHandle(settings)
+    stop.set()
+    thread.join(30)
+    assert not errors, errors
+
+
+class WorkerProcess:
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        self.settings = settings
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = settings_env(self.settings)
+        env["CALLGUARD_LOG_LEVEL"] = "info"
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pipelines", "worker"],
+            env=env,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no flush, no commit — what a crash looks like."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(30)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+
+@pytest.fixture
+def worker(settings: Settings, catalog: TopicCatalog, tmp_path: Path) -> Iterator[WorkerProcess]:
+    handle = WorkerProcess(settings, tmp_path / "worker.log")
+    handle.start()
+    yield handle
+    handle.stop()
+
+
+def wait_until(check: Callable[[], Any], timeout_s: float, interval_s: float = 0.25) -> Any:
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except Exception as exc:  # noqa: BLE001 - keep polling until the deadline
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(interval_s)
+    raise AssertionError(f"condition not met within {timeout_s} s (last: {last!r})")
+
+
+def consume_all(
+    bootstrap: str, topic: str, expected: int, timeout_s: float = 60, committed_only: bool = True
+) -> list[Any]:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"check-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed" if committed_only else "read_uncommitted",
+        }
+    )
+    consumer.subscribe([topic])
+    out: list[Any] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(out) < expected and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is not None and not msg.error():
+                out.append(msg)
+    finally:
+        consumer.close()
+    return out
