@@ -476,9 +476,11 @@ def cleanup_broker(bootstrap: str, run_prefix: str, groups: list[str]) -> int:
         if groups:
             admin = AdminClient({"bootstrap.servers": bootstrap})
             for future in admin.delete_consumer_groups(groups, request_timeout=10).values():
-                # a group that never formed is fine
-                with contextlib.suppress(Exception):
+                try:
                     future.result(timeout=10)
+                except Exception as exc:  # noqa: BLE001 - report, never fail the benchmark
+                    if "GROUP_ID_NOT_FOUND" not in str(exc):  # a group that never formed
+                        print(f"note: consumer group not deleted: {exc}", file=sys.stderr)
         return len(names)
     except Exception as exc:  # noqa: BLE001 - cleanup must not hide the results
         print(f"warning: cleanup of {run_prefix}* failed: {exc}", file=sys.stderr)
@@ -538,6 +540,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="raw side also writes every state to the table changelog, as the faust table does",
     )
+    parser.add_argument(
+        "--keep-logs", action="store_true", help="keep the worker logs (path printed at the end)"
+    )
     parser.add_argument("--seed", type=int, default=7, help="workload random seed")
     parser.add_argument(
         "--startup-timeout", type=float, default=120.0, help="seconds for a worker to warm up"
@@ -565,7 +570,8 @@ def _raise_interrupt(signum: int, _frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    print("command:", shlex.join(sys.orig_argv) if argv is None else shlex.join(argv))
+    command = sys.orig_argv if argv is None else [sys.executable, "-m", "bench.faust_vs_raw", *argv]
+    print("command:", shlex.join(command))
     signal.signal(signal.SIGTERM, _raise_interrupt)
     check_broker(args.bootstrap)
     run_prefix = f"bench-{uuid.uuid4().hex[:8]}."
@@ -592,8 +598,10 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 results.append(result)
                 flag = ""
+                if result.exit_code:
+                    flag = f"  (worker exit code {result.exit_code} on SIGTERM)"
                 if result.duplicate_summaries or result.wrong_event_counts:
-                    flag = (
+                    flag += (
                         f"  WARNING: {result.duplicate_summaries} duplicate summaries, "
                         f"{result.wrong_event_counts} with wrong event counts"
                     )
@@ -609,7 +617,7 @@ def main(argv: list[str] | None = None) -> int:
         report = print_table(args, results)
         if args.json is not None:
             payload = {
-                "command": shlex.join(sys.orig_argv),
+                "command": shlex.join(command),
                 "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
                 "topic_prefix": run_prefix,
                 "runs": [asdict(r) for r in results],
@@ -625,11 +633,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"--- worker log tail ({exc.worker.log_path}) ---", file=sys.stderr)
             print(exc.worker.log_tail(), file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("interrupted: stopping workers and deleting topics", file=sys.stderr)
+        return 130
     finally:
         for worker in workers:
             worker.stop(grace_s=2.0)
         cleanup_broker(args.bootstrap, run_prefix, groups)
-        shutil.rmtree(scratch, ignore_errors=True)
+        if args.keep_logs:
+            print(f"worker logs kept in {scratch}", file=sys.stderr)
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -63,6 +63,8 @@ def create_app(
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
     )
     app.conf.catalog = catalog  # type: ignore[attr-defined]
     dead_letters = DeadLetters(raw_topic(app, catalog.dead_letters), clock)

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     query_port: int = Field(28124, description="loopback port of the sink's read-only query API")
 
     # Worker
+    session_timeout_s: float = Field(
+        60.0, ge=6, description="a worker silent this long loses its partitions (crash takeover)"
+    )
     worker_web_port: int = Field(26066, description="faust worker web port (health, metrics)")
     log_level: str = Field("info", pattern="^(debug|info|warning|error)$")
 

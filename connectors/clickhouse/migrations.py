@@ -13,7 +13,9 @@ from pathlib import Path
 
 from clickhouse_connect.driver.client import Client
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "schemas" / "clickhouse"
+import schemas
+
+MIGRATIONS_DIR = Path(schemas.__file__).resolve().parent / "clickhouse"
 _NAME = re.compile(r"^V(\d{3})__([a-z0-9_]+)\.sql$")
 
 

@@ -63,6 +63,7 @@ def settings(bootstrap: str, chdb_dir: Path) -> Settings:
         query_port=free_port(),
         worker_web_port=free_port(),
         sink_flush_seconds=0.3,
+        session_timeout_s=10,  # a killed worker's partitions move on within seconds
         partitions=2,
     )
 
@@ -179,26 +180,46 @@ def wait_until(check: Callable[[], Any], timeout_s: float, interval_s: float = 0
     raise AssertionError(f"condition not met within {timeout_s} s (last: {last!r})")
 
 
-def consume_all(
-    bootstrap: str, topic: str, expected: int, timeout_s: float = 60, committed_only: bool = True
+def read_topic(
+    bootstrap: str, topics: str | list[str], timeout_s: float = 30, committed_only: bool = True
 ) -> list[Any]:
+    """Every message now on ``topics``: all partitions assigned from the beginning, read until
+    each reaches its end offset (no consumer group, so no rebalance can hide a partition)."""
+    from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+    names = [topics] if isinstance(topics, str) else topics
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
             "group.id": f"check-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
             "isolation.level": "read_committed" if committed_only else "read_uncommitted",
         }
     )
-    consumer.subscribe([topic])
-    out: list[Any] = []
-    deadline = time.monotonic() + timeout_s
     try:
-        while len(out) < expected and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
+        metadata = consumer.list_topics(timeout=10).topics
+        parts = [
+            TopicPartition(name, p, OFFSET_BEGINNING)
+            for name in names
+            for p in metadata[name].partitions
+        ]
+        marks = {
+            (tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=10)
+            for tp in parts
+        }
+        # an empty partition is read already; its position stays "invalid" (negative)
+        ends = {key: (high if high > low else -(10**9)) for key, (low, high) in marks.items()}
+        consumer.assign(parts)
+        out: list[Any] = []
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.2)
             if msg is not None and not msg.error():
                 out.append(msg)
+            positions = consumer.position(parts)
+            # a transaction marker takes an offset but is no message: compare positions
+            if all(tp.offset >= ends[(tp.topic, tp.partition)] for tp in positions):
+                return out
+        raise AssertionError(f"could not read {names} to their end within {timeout_s} s")
     finally:
         consumer.close()
-    return out

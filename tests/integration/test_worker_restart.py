@@ -13,7 +13,7 @@ from confluent_kafka import Producer
 from connectors.kafka.topics import TopicCatalog
 from schemas.codec import decode, encode
 from schemas.records import CallSummary, Decision
-from tests.integration.conftest import WorkerProcess, consume_all, wait_until
+from tests.integration.conftest import WorkerProcess, read_topic, wait_until
 from tests.samples import call_event
 
 
@@ -35,7 +35,7 @@ def test_killed_worker_resumes_call_state_and_summarises_once(
     wait_until(
         lambda: any(
             m.key() and call_id in m.key().decode()
-            for m in consume_all(bootstrap, catalog.changelog("calls"), expected=10**6, timeout_s=2)
+            for m in read_topic(bootstrap, catalog.changelog("calls"))
         ),
         90,
     )
@@ -47,8 +47,7 @@ def test_killed_worker_resumes_call_state_and_summarises_once(
         lambda: [
             s
             for s in (
-                decode(CallSummary, m.value())
-                for m in consume_all(bootstrap, catalog.summaries, expected=10**6, timeout_s=2)
+                decode(CallSummary, m.value()) for m in read_topic(bootstrap, catalog.summaries)
             )
             if s.call_id == call_id
         ],
@@ -57,10 +56,7 @@ def test_killed_worker_resumes_call_state_and_summarises_once(
     time.sleep(3)  # give a duplicate every chance to show up
     again = [
         s
-        for s in (
-            decode(CallSummary, m.value())
-            for m in consume_all(bootstrap, catalog.summaries, expected=10**6, timeout_s=3)
-        )
+        for s in (decode(CallSummary, m.value()) for m in read_topic(bootstrap, catalog.summaries))
         if s.call_id == call_id
     ]
     assert len(summaries) == 1 and len(again) == 1
@@ -69,8 +65,5 @@ def test_killed_worker_resumes_call_state_and_summarises_once(
     assert summary.dtmf_digits == "5"
     assert summary.talk_s == 10.0
     # had the state been lost, the tracker would have reported a missed start
-    anomalies = [
-        decode(Decision, m.value())
-        for m in consume_all(bootstrap, catalog.decisions, expected=10**6, timeout_s=2)
-    ]
+    anomalies = [decode(Decision, m.value()) for m in read_topic(bootstrap, catalog.decisions)]
     assert [a for a in anomalies if a.call_id == call_id] == []
