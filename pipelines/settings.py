@@ -53,6 +53,24 @@ class Settings(BaseSettings):
     worker_web_port: int = Field(26066, description="faust worker web port (health, metrics)")
     log_level: str = Field("info", pattern="^(debug|info|warning|error)$")
 
+    departments_file: Path | None = Field(
+        None, description="department directory TOML (default: pipelines/config/departments.toml)"
+    )
+
+    # Asterisk (development defaults match docker/asterisk/conf on loopback)
+    asterisk_ari_url: str = "http://127.0.0.1:28088"
+    asterisk_ari_user: str = "callguard"
+    asterisk_ari_password: str = "callguard-ari"
+    asterisk_app: str = Field("callguard", description="ARI Stasis application name")
+    asterisk_ami_host: str = "127.0.0.1"
+    asterisk_ami_port: int = 25038
+    asterisk_ami_user: str = "callguard"
+    asterisk_ami_password: str = "callguard-ami"
+    rtp_host: str = Field("127.0.0.1", description="where Asterisk sends externalMedia RTP")
+    rtp_port_min: int = 32000
+    rtp_port_max: int = 32999
+    audio_chunk_ms: int = Field(200, ge=20, le=5000, description="audio chunk length")
+
     config: Path | None = Field(None, description="TOML file with any of these settings")
 
     @field_validator("data_dir")
@@ -95,6 +113,8 @@ class Settings(BaseSettings):
     def public_dict(self) -> dict[str, Any]:
         """Settings safe to print: passwords in URLs are masked."""
         data = self.model_dump(mode="json")
+        for key in ("asterisk_ari_password", "asterisk_ami_password"):
+            data[key] = "***"
         if self.clickhouse_url and "@" in self.clickhouse_url:
             scheme, rest = self.clickhouse_url.split("://", 1)
             data["clickhouse_url"] = f"{scheme}://***@{rest.split('@', 1)[1]}"
