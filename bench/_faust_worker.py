@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 import faust
 
@@ -40,14 +41,15 @@ def main() -> None:
     parser.add_argument("--loglevel", default="warning")
     args = parser.parse_args()
 
-    settings = Settings(
-        kafka_bootstrap=args.bootstrap,
-        topic_prefix=args.prefix,
-        partitions=args.partitions,
-        processing_guarantee=args.guarantee,
-        data_dir=args.data_dir,
-        worker_web_port=args.web_port,
-    )
+    overrides: dict[str, Any] = {
+        "kafka_bootstrap": args.bootstrap,
+        "topic_prefix": args.prefix,
+        "partitions": args.partitions,
+        "processing_guarantee": args.guarantee,
+        "data_dir": args.data_dir,
+        "worker_web_port": args.web_port,
+    }
+    settings = Settings(**overrides)
     app = create_app(settings, options=StreamOptions(tick_interval_s=5))
     worker = _BenchWorker(
         app,

@@ -10,10 +10,13 @@ over that partition's state.  One tick per partition per interval, however many 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 
 import faust
 from faust.types import TopicT
+
+log = logging.getLogger(__name__)
 
 TICK_KEY = b"tick"
 
@@ -39,7 +42,17 @@ def register_ticker(
 
     @app.timer(interval=interval_s, name="callguard.ticker")
     async def send_ticks() -> None:
+        # Under exactly-once a send needs the partition's open transaction, which does not
+        # exist while the worker rebalances or shuts down; a skipped tick is harmless (the
+        # next one does the same work), a failed send would crash the worker.
+        if app.rebalancing or app.should_stop:
+            return
         now_ms = clock()
         for tp in app.assignor.assigned_actives():
             if tp.topic == topic_name:
-                await ticks.send(key=TICK_KEY, value=encode_tick(now_ms), partition=tp.partition)
+                try:
+                    await ticks.send(
+                        key=TICK_KEY, value=encode_tick(now_ms), partition=tp.partition
+                    )
+                except Exception as exc:  # noqa: BLE001 - see above
+                    log.info("tick for partition %d skipped: %s", tp.partition, exc)

@@ -7,7 +7,7 @@ out-of-order chunk is closed; what is still open when the leg ends is reported a
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 
@@ -44,7 +44,8 @@ class LegState:
         return sum(end - start for start, end in self.holes)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        # shallow on purpose: asdict() deep-copies, and this runs for every event
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["holes"] = [list(h) for h in self.holes]
         return data
 

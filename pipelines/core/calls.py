@@ -6,7 +6,7 @@ events for a call it never saw start, and late events after the hangup.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 #: how many recent event ids a call remembers to drop duplicates
@@ -56,7 +56,8 @@ class CallState:
         return self.ended_ms > 0
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        # shallow on purpose: asdict() deep-copies, and this runs for every event
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["seen_event_ids"] = list(self.seen_event_ids)
         return data
 
