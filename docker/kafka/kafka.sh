@@ -35,7 +35,7 @@ fetch() {
   command -v java >/dev/null || { log "Java 17+ is required: apt-get install openjdk-17-jre-headless"; exit 1; }
   log "resolving org.apache.kafka:kafka_2.13:$version from Maven Central into $lib_dir"
   mkdir -p "$lib_dir"
-  mvn -q -B -f "$here/pom.xml" dependency:copy-dependencies \
+  mvn -q -B -Dstyle.color=never -f "$here/pom.xml" dependency:copy-dependencies \
       -DoutputDirectory="$lib_dir" -DincludeScope=runtime
   touch "$lib_dir/.complete"
 }
