@@ -22,7 +22,6 @@ import contextlib
 import ctypes
 import json
 import os
-import random
 import shlex
 import shutil
 import signal
@@ -51,6 +50,9 @@ from connectors.kafka.topics import (
     delete_topics,
     existing_topics,
 )
+from connectors.simulator.audio import load_clips
+from connectors.simulator.scenario import events as sim_events
+from connectors.simulator.scenario import plan_calls
 from schemas.codec import encode
 from schemas.records import CallEvent
 
@@ -58,8 +60,6 @@ REPO = Path(__file__).resolve().parents[1]
 MODES = ("faust", "raw")
 WARMUP_CALLS_PER_PARTITION = 4
 STOP_GRACE_S = 10.0
-DEPARTMENTS = ("citizen-services", "registry-office", "social-services", "tax-office", "it-desk")
-HANGUP_CAUSES = ("normal_clearing", "normal_clearing", "normal_clearing", "user_busy", "no_answer")
 
 
 # --- workload ----------------------------------------------------------------------------------
@@ -75,77 +75,25 @@ class Workload:
         return len(self.messages)
 
 
-def _call_lengths(n_events: int, rng: random.Random) -> list[int]:
-    """Events per call (5 fixed + 3..7 DTMF digits, ~10 on average) summing to ``n_events``."""
-    lengths: list[int] = []
-    remaining = n_events
-    while remaining > 0:
-        if remaining <= 12:
-            length = remaining
-        else:
-            length = 5 + rng.randint(3, 7)
-            if remaining - length < 5:
-                length = remaining - 5
-        lengths.append(length)
-        remaining -= length
-    return lengths
-
-
-def make_workload(n_events: int, seed: int, tag: str) -> Workload:
-    """Simulated PBX traffic: overlapping calls, each call's events in order, keyed by call id."""
-    rng = random.Random(seed)
-    base_ms = 1_764_000_000_000
+def make_workload(n_events: int, seed: int) -> Workload:
+    """SIMULATED PBX traffic from the call simulator (``connectors.simulator``): overlapping
+    calls, each call's events in order, keyed by call id; whole calls until ``n_events`` is
+    reached, so the count can exceed it by one call's events."""
+    clips = load_clips()
+    start_ms = 1_764_000_000_000
     timeline: list[tuple[int, int, CallEvent]] = []
     events_per_call: dict[str, int] = {}
-    seq = 0
-    for index, length in enumerate(_call_lengths(n_events, rng)):
-        call_id = f"{tag}-{uuid.UUID(int=rng.getrandbits(128), version=4)}"
-        events_per_call[call_id] = length
-        direction = rng.choices(("inbound", "outbound", "internal"), (70, 25, 5))[0]
-        department = rng.choice(DEPARTMENTS)
-        caller = f"+4930{rng.randint(10_000_000, 99_999_999)}"
-        callee = f"{rng.randint(2000, 2999)}"
-        ts = base_ms + index * 150
-        steps: list[tuple[str, dict[str, Any]]] = [
-            (
-                "call_started",
-                {
-                    "leg": "caller",
-                    "attrs": {
-                        "channel": f"PJSIP/trunk-{rng.getrandbits(32):08x}",
-                        "context": "from-trunk",
-                    },
-                },
-            ),
-            ("ringing", {"leg": "staff"}),
-            ("answered", {"leg": "staff"}),
-            ("bridged", {}),
-        ]
-        steps += [("dtmf", {"leg": "caller", "digit": rng.choice("0123456789*#")})] * (length - 5)
-        steps.append(
-            (
-                "hangup",
-                {"leg": rng.choice(("caller", "staff")), "hangup_cause": rng.choice(HANGUP_CAUSES)},
-            )
-        )
-        gaps = {"ringing": 120, "answered": 6000, "bridged": 40, "dtmf": 1500, "hangup": 90_000}
-        for kind, extra in steps:
-            ts += rng.randint(gaps.get(kind, 0) // 2, gaps.get(kind, 0) * 3 // 2 + 1)
-            event = CallEvent(
-                event_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                call_id=call_id,
-                type=kind,
-                ts_ms=ts,
-                direction=direction,
-                department=department,
-                caller=caller,
-                callee=callee,
-                presented_caller_id=caller,
-                origin="simulator",
-                **extra,
-            )
-            timeline.append((ts, seq, event))
-            seq += 1
+    batch = max(1, n_events // 6)
+    offset = 0
+    while len(timeline) < n_events:
+        calls = plan_calls(batch + offset, seed=seed, start_ms=start_ms, clips=clips)[offset:]
+        for call in calls:
+            call_events = sim_events(call)
+            events_per_call[call.call_id] = len(call_events)
+            timeline += [(e.ts_ms, len(timeline) + i, e) for i, e in enumerate(call_events)]
+            if len(timeline) >= n_events:
+                break
+        offset += len(calls)
     timeline.sort(key=lambda item: (item[0], item[1]))  # interleave the concurrent calls
     messages = [(event.call_id.encode(), encode(event)) for _, _, event in timeline]
     return Workload(messages, events_per_call)
@@ -575,8 +523,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     check_broker(args.bootstrap)
     run_prefix = f"bench-{uuid.uuid4().hex[:8]}."
-    workload = make_workload(args.events, args.seed, "call")
-    warmup = make_workload(WARMUP_CALLS_PER_PARTITION * args.partitions * 10, args.seed + 1, "warm")
+    workload = make_workload(args.events, args.seed)
+    warmup = make_workload(WARMUP_CALLS_PER_PARTITION * args.partitions * 10, args.seed + 1)
     print(
         f"workload: {workload.events} events in {len(workload.events_per_call)} calls "
         f"(+{warmup.events} warm-up events), topics {run_prefix}*, guarantee={args.guarantee}, "
