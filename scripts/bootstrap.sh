@@ -8,6 +8,11 @@ cd "$repo"
 need_apt=()
 command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need_apt+=(maven)
+# the test PBX: docker/asterisk/build-root.sh builds a Debian sid root with mmdebstrap
+command -v mmdebstrap >/dev/null || need_apt+=(mmdebstrap)
+command -v curl >/dev/null || need_apt+=(curl)
+command -v ss >/dev/null || need_apt+=(iproute2)
+command -v flock >/dev/null || need_apt+=(util-linux)
 python3 -c "import venv, ensurepip" 2>/dev/null || need_apt+=(python3-venv)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   echo "bootstrap: installing ${need_apt[*]} with apt-get" >&2

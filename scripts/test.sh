@@ -29,9 +29,16 @@ fi
 if [ "$tier" = all ] || [ "$tier" = integration ]; then
   export KAFKA_PORT="${KAFKA_TEST_PORT:-29092}" KAFKA_CONTROLLER_PORT="${KAFKA_TEST_CONTROLLER_PORT:-29093}"
   export KAFKA_DATA_DIR="$repo/var/test-kafka"
-  trap 'docker/kafka/kafka.sh stop || true' EXIT
+  export ASTERISK_RUN_DIR="$repo/var/test-asterisk"
+  stop_services() {
+    docker/asterisk/asterisk.sh stop || true
+    docker/kafka/kafka.sh stop || true
+  }
+  trap stop_services EXIT
   docker/kafka/kafka.sh start
-  export CALLGUARD_KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
-  echo "== integration tests (Apache Kafka on $CALLGUARD_KAFKA_BOOTSTRAP, chDB)"
+  # The real PBX (Debian sid Asterisk in a chroot; the root is built once and cached).
+  docker/asterisk/asterisk.sh start
+  export CALLGUARD_KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT" CALLGUARD_ASTERISK_RUNNING=1
+  echo "== integration tests (Apache Kafka on $CALLGUARD_KAFKA_BOOTSTRAP, Asterisk, chDB)"
   run_pytest tests/integration "$@"
 fi

@@ -35,7 +35,10 @@ need_root() {
   if [ "$(id -u)" != 0 ]; then log "ERROR: needs root (chroot into $root)"; exit 1; fi
 }
 
-is_running() { [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null; }
+# alive and really Asterisk (a stale pid file may name a reused pid)
+is_running() {
+  [ -f "$pid_file" ] && [ "$(cat "/proc/$(cat "$pid_file")/comm" 2>/dev/null)" = asterisk ]
+}
 
 ari_ready() {
   curl -fsS -m 2 -u "$ari_auth" "$ari_url/asterisk/info" >/dev/null 2>&1
@@ -47,6 +50,9 @@ udp_port_taken() { # port -> 0 when something on this host listens on 127.0.0.1/
 tcp_port_taken() { ss -Hlnt "sport = :$1" 2>/dev/null | grep -q .; }
 
 install_files() {
+  # name lookups inside the root: without these Asterisk logs getaddrinfo errors per call
+  printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\tlocalhost ip6-localhost\n' \
+      "$(hostname)" > "$root/etc/hosts"
   mkdir -p "$pbx"/{etc,lib,db,keys,run,log/cdr-csv,spool/recording,sounds/callguard,moh}
   # config: overwritten on every start so conf/ in git is the only source of truth
   rm -f "$pbx"/etc/*.conf
@@ -86,8 +92,8 @@ start() {
   install_files
   rm -f "$pbx/run/asterisk.ctl" "$pbx/run/asterisk.pid"
   : > "$console_log"
-  local t0; t0=$(date +%s.%N)
-  log "starting Asterisk $(cat "$root/.callguard-root-complete" | sed -n 's/^asterisk=//p') from $root"
+  local t0; t0=$(date +%s%N)
+  log "starting Asterisk $(sed -n 's/^asterisk=//p' "$root/.callguard-root-complete") from $root"
   # setsid: the PBX outlives this script and ignores the caller's Ctrl-C.
   # -f: foreground (no fork), so $! is Asterisk's own pid; -n: no colours; -C: our config.
   setsid chroot "$root" /usr/sbin/asterisk -f -n -C /opt/pbx/etc/asterisk.conf \
@@ -107,7 +113,8 @@ start() {
     fi
     sleep 0.1
   done
-  log "ready in $(printf '%.1f' "$(echo "$(date +%s.%N) - $t0" | bc)") s (pid $(cat "$pid_file")):" \
+  local ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  log "ready in $((ms / 1000)).$(printf '%03d' $((ms % 1000))) s (pid $(cat "$pid_file")):" \
       "SIP udp 127.0.0.1:25060, ARI $ari_url, AMI 127.0.0.1:25038"
 }
 

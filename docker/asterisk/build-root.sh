@@ -28,6 +28,13 @@ extra_packages=()
 
 log() { printf 'build-root.sh: %s\n' "$*" >&2; }
 
+# the production image must run the same Asterisk as development and tests
+docker_pin="$(sed -n 's/^ARG ASTERISK_VERSION=//p' "$here/Dockerfile" 2>/dev/null || true)"
+if [ -n "$docker_pin" ] && [ "$docker_pin" != "$pin" ]; then
+  log "ERROR: Dockerfile pins asterisk $docker_pin but ASTERISK_VERSION says $pin; make them equal"
+  exit 1
+fi
+
 mirror() {
   if [ -n "${ASTERISK_MIRROR:-}" ]; then echo "$ASTERISK_MIRROR"; return; fi
   local m=""
@@ -74,6 +81,11 @@ fi
 if [ "$(id -u)" != 0 ]; then
   log "ERROR: building the Asterisk root needs root (mmdebstrap --mode=root, chroot)"; exit 1
 fi
+# one builder at a time (parallel test runs); the others wait and then find it complete
+mkdir -p "$(dirname "$root")"
+exec 9> "$root.lock"
+flock 9
+if [ -f "$marker" ]; then log "root for asterisk $pin is complete: $root"; exit 0; fi
 if ! command -v mmdebstrap >/dev/null; then
   log "installing mmdebstrap on the host (apt-get)"
   apt-get install -y --no-install-recommends mmdebstrap >&2
@@ -81,7 +93,6 @@ fi
 
 # A half-built root (interrupted earlier) is thrown away and built again.
 if [ -e "$root" ]; then log "removing incomplete root $root"; rm -rf "$root"; fi
-mkdir -p "$(dirname "$root")"
 started=$(date +%s)
 log "building a Debian sid root with asterisk=$pin into $root (mirror $(mirror)); about 1 min"
 include="asterisk=$pin"
@@ -95,11 +106,10 @@ mmdebstrap --variant=apt --mode=root --format=directory \
   --dpkgopt='path-exclude=/usr/share/locale/*' \
   --dpkgopt='path-exclude=/usr/share/info/*' \
   --include="$include" \
-  sid "$root" "deb [signed-by=$keyring] $(mirror) sid main" 2> "$root.build.log"
-rc=$?
+  sid "$root" "deb [signed-by=$keyring] $(mirror) sid main" 2>&1 | tee "$root.build.log" >&2
+rc=${PIPESTATUS[0]}
 set -e
-if [ $rc -ne 0 ]; then
-  tail -n 15 "$root.build.log" >&2
+if [ "$rc" -ne 0 ]; then
   rm -rf "$root"
   if grep -qE "Version '.*' for 'asterisk' was not found|Unable to locate package asterisk" "$root.build.log"; then
     pin_gone

@@ -27,9 +27,10 @@ while Python does other things. Any thread may call the API (it is registered wi
 first use), e.g. from ``asyncio.to_thread``; calls from several threads at once are
 serialised by a lock.
 
-Limits of the ``pjsua2-python`` wheel: at most :data:`MAX_PHONES` accounts (phones) and
-:data:`MAX_CALLS` simultaneous calls per process (compile-time PJSUA_MAX_ACC / MAX_CALLS);
-benchmarks needing more phones run several processes.
+Limits of the ``pjsua2-python`` wheel (compile-time PJSUA_MAX_ACC / PJSUA_MAX_CALLS): at
+most :data:`MAX_PHONES` (8) phones and :data:`MAX_CALLS` (4) simultaneous calls per process;
+a 9th phone is refused here (pjsua would abort the process), a 5th call raises pjsua2.Error
+(PJ_ETOOMANY). Benchmarks needing more run several processes.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ import pjsua2 as pj
 DEFAULT_DOMAIN = "127.0.0.1:25060"
 DEFAULT_PASSWORD = "test"
 MAX_PHONES = 8  # PJSUA_MAX_ACC in the wheel: the 9th account aborts the process in C
-MAX_CALLS = 32  # PJSUA_MAX_CALLS
+MAX_CALLS = 4  # PJSUA_MAX_CALLS in the wheel: a 5th simultaneous call fails (PJ_ETOOMANY)
 
 STATES = {
     "NULL": pj.PJSIP_INV_STATE_NULL,
@@ -65,7 +66,14 @@ STATES = {
 STATE_NAMES = {v: k for k, v in STATES.items()}
 
 # compact SIP header forms (RFC 3261 §7.3.3) that can appear in a received INVITE
-_COMPACT = {"f": "from", "t": "to", "m": "contact", "i": "call-id", "v": "via", "l": "content-length"}
+_COMPACT = {
+    "f": "from",
+    "t": "to",
+    "m": "contact",
+    "i": "call-id",
+    "v": "via",
+    "l": "content-length",
+}
 
 
 class PhoneError(RuntimeError):
@@ -118,6 +126,26 @@ def display_name(value: str) -> str | None:
     return m.group(1) if m.group(1) is not None else m.group(2)
 
 
+def wav_complete(path: str | os.PathLike[str]) -> bool:
+    """True when a RIFF/WAVE file's header accounts for all its bytes (a pjmedia recorder
+    writes the sizes only when it is closed)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+        size = os.path.getsize(path)
+    except OSError:
+        return False
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return False
+    pos = 12
+    while pos + 8 <= len(head):
+        chunk, length = head[pos : pos + 4], int.from_bytes(head[pos + 4 : pos + 8], "little")
+        if chunk == b"data":
+            return pos + 8 + length == size
+        pos += 8 + length + (length & 1)
+    return False
+
+
 @dataclass
 class IncomingInvite:
     """What the phone received in the INVITE that created an incoming call."""
@@ -166,10 +194,7 @@ class Call(pj.Call):
     def onCallMediaState(self, prm: Any) -> None:  # noqa: N802 - pjsua2 API
         info = self.getInfo()
         for index, media in enumerate(info.media):
-            if (
-                media.type == pj.PJMEDIA_TYPE_AUDIO
-                and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE
-            ):
+            if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
                 self._audio = self.getAudioMedia(index)
                 self._media_active = True
                 return
@@ -316,8 +341,8 @@ class Call(pj.Call):
             self._recorders.append((recorder, target))
         return target
 
-    def stop_recording(self) -> list[Path]:
-        """Finish every recording of this call (writes the WAV headers)."""
+    def stop_recording(self, timeout: float = 5) -> list[Path]:
+        """Finish every recording of this call and wait until each WAV file is complete."""
         done: list[Path] = []
         with self.system.lock:
             self.system.ensure_thread()
@@ -326,8 +351,14 @@ class Call(pj.Call):
                 if self._audio is not None:
                     with contextlib.suppress(pj.Error):
                         self._audio.stopTransmit(recorder)
-                del recorder  # destroying the recorder closes the file
+                # destroying the recorder closes the file - asynchronously: since pjsip 2.14
+                # the conference bridge removes ports on its clock thread
+                del recorder
                 done.append(target)
+        for target in done:
+            self.system.wait_for(
+                lambda t=target: wav_complete(t), timeout, f"{target} to be finalised"
+            )
         return done
 
     def send_dtmf(self, digits: str) -> None:
@@ -405,7 +436,15 @@ class Phone(pj.Account):
                 h.hName = name
                 h.hValue = value
                 prm.txOption.headers.append(h)
-            call.makeCall(uri, prm)
+            try:
+                call.makeCall(uri, prm)
+            except pj.Error as exc:
+                hint = ""
+                if "ETOOMANY" in exc.reason:
+                    hint = f" (at most {MAX_CALLS} simultaneous calls per process)"
+                raise PhoneError(
+                    f"{self.username}: calling {uri} failed: {exc.reason}{hint}"
+                ) from None
             self.calls.append(call)
         return call
 
@@ -486,6 +525,9 @@ class PhoneSystem:
         cfg.medConfig.channelCount = 1
         cfg.medConfig.ecTailLen = 0  # no echo canceller: records exactly what arrives
         cfg.medConfig.noVad = True
+        # keep the (null) sound device, which clocks the conference bridge, open for good:
+        # players, recorders and port removals only progress while it runs
+        cfg.medConfig.sndAutoCloseTime = -1
         ep.libInit(cfg)
         tcfg = pj.TransportConfig()
         tcfg.port = self.sip_port
@@ -519,7 +561,13 @@ class PhoneSystem:
                 with contextlib.suppress(pj.Error):
                     phone.shutdown()  # un-REGISTER
             self.pump(0.3)
+            # A pjsua2 Call/Account deleted after libDestroy() trips a C assertion, and one
+            # deleted earlier may clear a newer call's state (call ids are reused). So they
+            # are never deleted from Python: kept while the system lives, disowned here.
             for phone in self.phones.values():
+                for call in phone.calls:
+                    call.thisown = False
+                phone.thisown = False
                 phone.calls.clear()
                 phone.incoming.clear()
             self.phones.clear()
@@ -591,9 +639,7 @@ class PhoneSystem:
                 acfg.regConfig.retryIntervalSec = 2
             else:
                 acfg.regConfig.registrarUri = ""
-            acfg.sipConfig.authCreds.append(
-                pj.AuthCredInfo("digest", "*", username, 0, password)
-            )
+            acfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", username, 0, password))
             acfg.mediaConfig.transportConfig.port = self.rtp_port_base
             acfg.mediaConfig.transportConfig.portRange = self.rtp_port_range
             acfg.mediaConfig.transportConfig.boundAddress = self.bind_address
