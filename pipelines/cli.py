@@ -241,6 +241,29 @@ def sink(ctx: click.Context) -> None:
     run_sink(_settings(ctx))
 
 
+@main.group()
+def connector() -> None:
+    """PBX connectors: call events, CDRs and live audio into Kafka; commands back to the PBX."""
+
+
+@connector.command("asterisk")
+@click.pass_context
+def connector_asterisk(ctx: click.Context) -> None:
+    """Run the Asterisk connector (ARI + AMI + externalMedia RTP) until Ctrl-C / SIGTERM.
+
+    \b
+    ARI events  → pbx.call-events (and the inbound call flow: notices, ringback, staff, bridge)
+    RTP audio   → pbx.audio (both legs, CALLGUARD_AUDIO_CHUNK_MS chunks)
+    AMI Cdr     → pbx.cdr
+    pbx.commands → PBX actions (idempotent by command id) → pbx.command-results
+    """
+    from connectors.asterisk.service import run_connector
+    from pipelines.departments import load_directory
+
+    settings = _settings(ctx)
+    sys.exit(run_connector(settings, load_directory(settings.departments_file)))
+
+
 # --- simulation, results, demo ---------------------------------------------------------------
 
 

@@ -12,9 +12,10 @@ Asterisk sends each leg's audio as G.711 RTP over UDP to a port of ours.  :class
   charged to the chunk in which the gap begins; their samples stay silent (zeros) so the
   timeline does not shift.  Late and duplicate packets are dropped: the chunk they belong to
   may already be on Kafka.
-* **Discontinuities.**  A new SSRC, a sequence jump of more than ``MAX_SEQ_JUMP`` packets or a
-  timestamp jump of more than ``max_gap_ms`` restarts the timeline (the pending samples go out
-  as a short chunk first); nothing is counted as lost, as nothing was.
+* **Discontinuities.**  A new SSRC, a sequence jump of more than ``MAX_SEQ_JUMP`` packets, a
+  timestamp going backwards or jumping ahead by more than ``max_gap_ms`` restarts the timeline
+  at the packet's arrival time (the pending samples go out first as a short chunk).  A restart
+  counts no loss by itself; packets missing by sequence number still count.
 
 :class:`RtpReceiver` is the asyncio UDP side, :class:`PortPool` hands out ports from the
 configured range, and :class:`RtpCapture` ties one receiver per call leg to an emit callback.
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -226,7 +228,9 @@ class RtpChunker:
         out += self._place(self._last_ts - self._anchor_ts, samples)
         return out
 
-    def _restart(self, packet: RtpPacket, arrival_ms: int, keep_seq: bool = False) -> list[AudioChunk]:
+    def _restart(
+        self, packet: RtpPacket, arrival_ms: int, keep_seq: bool = False
+    ) -> list[AudioChunk]:
         """Start a new timeline at ``packet``; pending samples go out first as a short chunk."""
         out: list[AudioChunk] = []
         if self._anchored:
@@ -237,11 +241,9 @@ class RtpChunker:
         self._ssrc = packet.ssrc
         if not keep_seq:
             self._max_seq = packet.sequence
-        # timestamps: keep the extended counter monotonic, re-anchor at this packet
-        self._last_ts = packet.timestamp if not keep_seq else self._last_ts + (
-            (packet.timestamp - self._last_ts) & 0xFFFFFFFF
-        )
-        self._anchor_ts = self._last_ts
+        # only timestamp differences matter, so the new timeline simply starts at this packet
+        self._last_ts = packet.timestamp
+        self._anchor_ts = packet.timestamp
         self._anchor_wall_ms = arrival_ms
         self._chunk_start = 0
         self._filled = 0
@@ -362,6 +364,10 @@ class PortPool:
         self._in_use.discard(port)
 
 
+def _same(receiver: RtpReceiver) -> RtpReceiver:
+    return receiver
+
+
 class RtpReceiver(asyncio.DatagramProtocol):
     """One UDP socket feeding one chunker; chunks go to ``on_chunk`` as they complete.
 
@@ -421,12 +427,16 @@ class RtpReceiver(asyncio.DatagramProtocol):
             port = pool.acquire(skip=busy)
             receiver = cls(chunker, on_chunk, clock_ms)
             try:
-                await loop.create_datagram_endpoint(lambda: receiver, local_addr=(host, port))
+                await loop.create_datagram_endpoint(
+                    functools.partial(_same, receiver), local_addr=(host, port)
+                )
             except OSError:
                 pool.release(port)
                 busy.add(port)
                 if len(busy) >= pool.size:
-                    raise PortsExhausted(f"no bindable RTP port in {pool.low}-{pool.high}") from None
+                    raise PortsExhausted(
+                        f"no bindable RTP port in {pool.low}-{pool.high}"
+                    ) from None
                 continue
             receiver.port = port
             return receiver
@@ -435,7 +445,9 @@ class RtpReceiver(asyncio.DatagramProtocol):
         """Stop listening and return the leg's final chunk(s) (also delivered to on_chunk)."""
         if self.transport is not None:
             self.transport.close()
-        chunks = self.chunker.flush(final=True, now_ms=self.clock_ms() if now_ms is None else now_ms)
+        chunks = self.chunker.flush(
+            final=True, now_ms=self.clock_ms() if now_ms is None else now_ms
+        )
         for chunk in chunks:
             self._deliver(chunk)
         return chunks
