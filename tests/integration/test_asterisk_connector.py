@@ -240,3 +240,104 @@ def test_inbound_call_events_audio_dtmf_and_commands(
     # --- the announcement was heard on the caller's phone
     heard_r = segment_match(read_wav(heard), read_wav(WARNING))
     assert heard_r > 0.8, f"caller's recording vs the announcement: r={heard_r:.3f}"
+
+
+def test_originate_presents_the_office_number_to_the_citizen(
+    bootstrap: str,
+    catalog: TopicCatalog,
+    connector: Path,
+    phones: PhoneSystem,
+    producer: Producer,
+) -> None:
+    staff = phones.register("staff02")
+    citizen = phones.register("caller02")
+    call_id = f"call-{uuid.uuid4().hex}"
+    originate = command(
+        call_id,
+        "originate",
+        endpoint="PJSIP/caller02",
+        staff_endpoint="staff02",
+        department="traffic",
+    )
+    producer.produce(catalog.commands, key=call_id.encode(), value=encode(originate))
+    producer.flush(10)
+    staff_leg = staff.wait_incoming(30)  # click-to-call rings the staff phone first
+    staff_leg.answer()
+    citizen_leg = citizen.wait_incoming(30)
+    # SIP carries the number as digits: 02-120-1100 is presented as 021201100
+    assert citizen_leg.remote_number == "021201100", citizen_leg.headers
+    assert citizen_leg.remote_name == "교통과"
+    citizen_leg.answer()
+    citizen_leg.wait_confirmed(10)
+
+    def call_kinds() -> list[str]:
+        return [
+            e.type
+            for e in (
+                decode(CallEvent, m.value()) for m in read_topic(bootstrap, catalog.call_events)
+            )
+            if e.call_id == call_id
+        ]
+
+    # the department's consent notice plays to the citizen first, then the legs are bridged
+    deadline = time.monotonic() + 30
+    while "bridged" not in call_kinds() and time.monotonic() < deadline:
+        phones.pump(0.5)
+    citizen_leg.hangup()
+    staff_leg.wait_disconnected(15)
+    kinds = wait_until(
+        lambda: (
+            (
+                found := [
+                    e.type
+                    for e in (
+                        decode(CallEvent, m.value())
+                        for m in read_topic(bootstrap, catalog.call_events)
+                    )
+                    if e.call_id == call_id
+                ]
+            )
+            and found[-1] == "hangup"
+            and found
+        ),
+        20,
+    )
+    assert kinds[0] == "call_started" and "bridged" in kinds
+    started = next(
+        e
+        for e in (decode(CallEvent, m.value()) for m in read_topic(bootstrap, catalog.call_events))
+        if e.call_id == call_id
+    )
+    assert started.direction == "outbound" and started.presented_caller_id == "02-120-1100"
+
+
+def test_a_command_sent_while_the_pbx_is_down_is_applied_after_it_restarts(
+    bootstrap: str,
+    catalog: TopicCatalog,
+    connector: Path,
+    producer: Producer,
+) -> None:
+    asterisk = REPO / "docker" / "asterisk" / "asterisk.sh"
+    subprocess.run([str(asterisk), "stop"], check=True, timeout=60)
+    try:
+        # a hangup for a call the connector does not know: once the PBX answers again the
+        # command must be processed (result "failed: call not active"), not dropped
+        lost = command(f"call-{uuid.uuid4().hex}", "hangup")
+        producer.produce(catalog.commands, key=lost.call_id.encode(), value=encode(lost))
+        producer.flush(10)
+        time.sleep(3)
+    finally:
+        subprocess.run([str(asterisk), "start"], check=True, timeout=120)
+    result = wait_until(
+        lambda: [
+            r
+            for r in (
+                decode(CommandResult, m.value())
+                for m in read_topic(bootstrap, catalog.command_results)
+            )
+            if r.command_id == lost.command_id
+        ],
+        60,
+    )
+    assert len(result) == 1
+    assert result[0].status in {"applied", "failed"}, result[0]

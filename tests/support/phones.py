@@ -415,7 +415,7 @@ class Phone(pj.Account):
             op = pj.CallOpParam(True)
             op.statusCode = 180
             with contextlib.suppress(pj.Error):
-                call.answer(op)
+                pj.Call.answer(call, op)  # the pjsua2 method; Call.answer() takes a code
 
     # ---- API ----
     def call(
