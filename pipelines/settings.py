@@ -70,6 +70,16 @@ class Settings(BaseSettings):
     rtp_port_min: int = 32000
     rtp_port_max: int = 32999
     audio_chunk_ms: int = Field(200, ge=20, le=5000, description="audio chunk length")
+    asterisk_no_answer_timeout_s: float = Field(30.0, gt=0, description="staff ring timeout")
+    asterisk_sounds_dir: str = Field(
+        "/opt/pbx/sounds/callguard", description="announcement folder as the PBX sees it"
+    )
+    asterisk_command_max_age_s: float = Field(
+        600.0, gt=0, description="older PBX commands fail as expired instead of acting late"
+    )
+    asterisk_cdr_timezone: str | None = Field(
+        None, description="IANA zone of the PBX's CDR times (unset: this host's zone)"
+    )
 
     config: Path | None = Field(None, description="TOML file with any of these settings")
 

@@ -383,20 +383,17 @@ async def test_serve_starts_and_stops_cleanly_without_a_pbx(tmp_path: Path) -> N
     assert config.store_path.exists() and consumer.closed
 
 
-def test_optional_settings_are_read_when_present(tmp_path: Path) -> None:
-    from types import SimpleNamespace
-
+def test_connector_settings_are_read(tmp_path: Path) -> None:
     from pipelines.settings import Settings
 
-    base = Settings(data_dir=tmp_path).model_dump()
-    extended = SimpleNamespace(
-        **base,
+    settings = Settings(
+        data_dir=tmp_path,
         asterisk_no_answer_timeout_s=12,
         asterisk_sounds_dir="/srv/sounds",
         asterisk_command_max_age_s=60,
         asterisk_cdr_timezone="Asia/Seoul",
     )
-    config = ConnectorConfig.from_settings(extended)
+    config = ConnectorConfig.from_settings(settings)
     assert (config.no_answer_timeout_s, config.sounds_dir, config.command_max_age_s) == (
         12.0,
         "/srv/sounds",
