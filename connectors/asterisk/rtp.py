@@ -29,6 +29,7 @@ import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -390,8 +391,9 @@ class RtpReceiver(asyncio.DatagramProtocol):
         self.port = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        # A cast, not an isinstance check: on Python 3.11 asyncio's UDP transport is not a
+        # DatagramTransport subclass, and an assert here lost the reference (socket leak).
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         if self.peer is None:

@@ -388,3 +388,24 @@ async def test_capture_skips_ports_held_by_another_process() -> None:
             await capture.open("c", "caller")
     finally:
         blocker.close()
+
+
+async def test_receiver_keeps_its_transport_and_close_frees_the_port() -> None:
+    """Regression: on Python 3.11 an isinstance check dropped the UDP transport, so closing a
+    receiver left its socket bound (one leaked port per call leg)."""
+    import asyncio
+    import socket
+
+    from connectors.asterisk.rtp import RtpChunker, RtpReceiver
+
+    loop = asyncio.get_running_loop()
+    receiver = RtpReceiver(RtpChunker("c-1", "caller", chunk_ms=200), lambda chunk: None)
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: receiver, local_addr=("127.0.0.1", 0)
+    )
+    port = transport.get_extra_info("sockname")[1]
+    assert receiver.transport is transport
+    receiver.close()
+    await asyncio.sleep(0.05)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", port))  # raises if the receiver's socket is still open
