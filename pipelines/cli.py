@@ -22,6 +22,7 @@ from pipelines.settings import Settings
 console = Console()
 REPO = Path(__file__).resolve().parents[1]
 KAFKA_SCRIPT = REPO / "docker" / "kafka" / "kafka.sh"
+PBX_SCRIPT = REPO / "docker" / "asterisk" / "asterisk.sh"
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -62,6 +63,8 @@ def main(ctx: click.Context, config: Path | None, log_level: str | None) -> None
       callguard db migrate      create / upgrade the ClickHouse tables
       callguard sink            Kafka → ClickHouse (owns embedded chDB, serves reads)
       callguard worker          the stream processors (faust)
+      callguard pbx start       the development Asterisk PBX (loopback, needs root)
+      callguard connector asterisk   PBX events, CDRs and audio in; commands out
       callguard simulate        produce simulated PBX traffic
       callguard results         what happened, from ClickHouse
     """
@@ -116,6 +119,33 @@ def kafka_stop(ctx: click.Context) -> None:
 def kafka_status(ctx: click.Context) -> None:
     """Say whether the local broker is running."""
     sys.exit(kafka_script(_settings(ctx), "status", check=False))
+
+
+@main.group()
+def pbx() -> None:
+    """The development Asterisk PBX (Debian sid Asterisk in a chroot; docker/asterisk/asterisk.sh).
+
+    Loopback only: SIP 127.0.0.1:25060, ARI :28088, AMI :25038. The first start builds the
+    root (about a minute, cached in ~/.cache/callguard). Needs root for chroot.
+    """
+
+
+@pbx.command("start")
+def pbx_start() -> None:
+    """Build the root if needed, install the config and sounds, start, wait for ARI."""
+    subprocess.run(["bash", str(PBX_SCRIPT), "start"], check=True)
+
+
+@pbx.command("stop")
+def pbx_stop() -> None:
+    """Stop the PBX started from this checkout."""
+    subprocess.run(["bash", str(PBX_SCRIPT), "stop"], check=True)
+
+
+@pbx.command("status")
+def pbx_status() -> None:
+    """Say whether the PBX is running, with its addresses."""
+    sys.exit(subprocess.run(["bash", str(PBX_SCRIPT), "status"], check=False).returncode)
 
 
 # --- topics ------------------------------------------------------------------------------
