@@ -44,8 +44,12 @@ def create_app(
 
     ``broker="memory://"`` gives an app for faust's ``test_context()`` agent tests.
     """
+    from pipelines import citizen as citizen_streams
     from pipelines.audio import agents as audio_agents
     from pipelines.calls import agents as call_agents
+    from pipelines.departments import load_directory
+    from pipelines.timeout import agents as timeout_agents
+    from pipelines.timeout.policy import load_policy_book
 
     options = options or StreamOptions()
     catalog = catalog_for(settings)
@@ -53,6 +57,10 @@ def create_app(
         catalog.faust_app_id,
         broker=broker or f"kafka://{settings.kafka_bootstrap}",
         store="memory://",  # state is rebuilt from the compacted changelogs on start
+        # No standby replicas: faust's memory store drops standby partitions' data when a
+        # recovery completes, and a standby later promoted to active is not re-read, so a
+        # worker restarted while its dead predecessor still held partitions lost their state.
+        table_standby_replicas=0,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         processing_guarantee=settings.processing_guarantee,
@@ -73,4 +81,24 @@ def create_app(
     idle_ms = int(options.idle_limit_s * 1000)
     call_agents.register(app, catalog, dead_letters, clock, idle_limit_ms=idle_ms)
     audio_agents.register(app, catalog, dead_letters, clock, idle_limit_ms=idle_ms)
+    timeout_agents.register(
+        app,
+        catalog,
+        dead_letters,
+        clock,
+        policies=load_policy_book(settings.timeout_policy_file),
+        idle_limit_ms=idle_ms,
+    )
+    citizen_streams.register(
+        app,
+        catalog,
+        dead_letters,
+        clock,
+        directory=load_directory(settings.departments_file),
+        calendar_file=settings.ringback_calendar_file,
+        callerid_file=settings.callerid_config_file,
+        branded_call_url=settings.branded_call_url,
+        alimtalk_url=settings.alimtalk_url,
+        notify_token=settings.notify_token,
+    )
     return app
