@@ -17,7 +17,7 @@ import os
 import faust
 
 from pipelines import citizen
-from pipelines.app import catalog_for
+from pipelines.app import catalog_for, new_faust_app
 from pipelines.calls import agents as call_agents
 from pipelines.settings import Settings
 from pipelines.streaming import DeadLetters, raw_topic, wall_clock_ms
@@ -25,22 +25,7 @@ from pipelines.streaming import DeadLetters, raw_topic, wall_clock_ms
 
 def build(settings: Settings) -> faust.App:
     catalog = catalog_for(settings)
-    app = faust.App(
-        catalog.faust_app_id,  # its changelogs exist (`topics create`)
-        broker=f"kafka://{settings.kafka_bootstrap}",
-        store="memory://",
-        topic_partitions=settings.partitions,
-        topic_replication_factor=settings.replication_factor,
-        processing_guarantee=settings.processing_guarantee,
-        datadir=str(settings.data_dir / "faust-citizen"),
-        web_port=settings.worker_web_port,
-        web_host="127.0.0.1",
-        topic_allow_declare=True,
-        consumer_auto_offset_reset="earliest",
-        broker_commit_interval=1.0,
-        broker_session_timeout=settings.session_timeout_s,
-        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
-    )
+    app = new_faust_app(settings, catalog, datadir_name="faust-citizen")
     dead_letters = DeadLetters(raw_topic(app, catalog.dead_letters), wall_clock_ms)
     call_agents.register(app, catalog, dead_letters, wall_clock_ms, idle_limit_ms=3_600_000)
     fixed = os.environ.get("CITIZEN_CALENDAR_MS")

@@ -99,31 +99,6 @@ def citizen_worker(
 
 
 @pytest.fixture
-def connector(settings: Settings, catalog: TopicCatalog, tmp_path: Path) -> Iterator[Path]:
-    log_path = tmp_path / "connector.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pipelines", "connector", "asterisk"],
-            env=settings_env(settings),
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_until(lambda: b"ARI" in log_path.read_bytes() or proc.poll() is not None, 30)
-            time.sleep(1.0)
-            assert proc.poll() is None, log_path.read_text()
-            yield log_path
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-@pytest.fixture
 def phones() -> PhoneSystem:
     return phone_system()
 
