@@ -9,7 +9,7 @@ from connectors.kafka.topics import TopicCatalog
 from connectors.simulator.audio import load_clips
 from connectors.simulator.producer import run_simulation
 from connectors.simulator.scenario import MALFORMED_HEADER, plan_calls
-from tests.integration.conftest import read_topic
+from tests.integration.conftest import read_topic, wait_until
 
 
 def test_run_simulation_on_a_real_broker(bootstrap: str, catalog: TopicCatalog) -> None:
@@ -21,7 +21,16 @@ def test_run_simulation_on_a_real_broker(bootstrap: str, catalog: TopicCatalog) 
         catalog.cdr: report.cdrs + 1,
         catalog.audio: report.audio_chunks + 1,
     }
-    messages = read_topic(bootstrap, list(expected), committed_only=False)
+    # read until everything the report claims is visible (a produce acknowledged a moment
+    # ago can reach the end offsets a little later on a busy machine)
+    messages = wait_until(
+        lambda: (
+            (found := read_topic(bootstrap, list(expected), committed_only=False))
+            and Counter(str(m.topic()) for m in found) == Counter(expected)
+            and found
+        ),
+        60,
+    )
     seen = Counter(str(m.topic()) for m in messages)
     flagged = sum((MALFORMED_HEADER, b"1") in (m.headers() or []) for m in messages)
     assert seen == Counter(expected)
