@@ -35,8 +35,7 @@ from tests.integration.conftest import (
     read_topic,
     wait_until,
 )
-from tests.integration.test_asterisk_connector import (  # the connector fixture, audio checks
-    connector,  # noqa: F401 - a fixture
+from tests.integration.test_asterisk_connector import (  # audio checks
     read_wav,
     segment_match,
 )
