@@ -1,1 +1,0 @@
-"""Outbound caller-ID branding stream: branded display + KakaoTalk notice requests."""

@@ -1,1 +1,0 @@
-"""Masking audit stream: outbound CDRs must present an office number."""

@@ -1,1 +1,0 @@
-"""Situational ringback stream: inbound calls hear lunch / after-hours / holiday / notices."""

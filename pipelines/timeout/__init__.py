@@ -1,1 +1,0 @@
-"""The timeout stream: the 20-minute rule for malicious calls (rule: ``pipelines.core.timeout``)."""
