@@ -57,6 +57,7 @@ import psutil
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from bench.faust_vs_raw import check_broker
 from connectors.kafka.topics import TopicCatalog, create_topics, delete_topics, existing_topics
 from pipelines.demo import settings_env
 from pipelines.settings import Settings
@@ -765,12 +766,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def check_services(bootstrap: str) -> None:
-    try:
-        AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10)
-    except Exception as exc:  # noqa: BLE001 - turn any client error into one clear message
-        raise SystemExit(
-            f"no Kafka broker at {bootstrap} ({exc}); start one: docker/kafka/kafka.sh start"
-        ) from None
+    check_broker(bootstrap)
     if asterisk_process() is None:
         raise SystemExit("no Asterisk running; start it: docker/asterisk/asterisk.sh start")
 

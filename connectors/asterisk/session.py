@@ -360,50 +360,39 @@ class CallSession:
         endpoint = self.department.staff_endpoints[0]
         self.phase = RINGING
         await self._start_ringback()
-        staff_id = f"{self.call_id}-staff"
-        self.legs["staff"] = Leg("staff", staff_id, endpoint)
-        self.flow.register_channel(staff_id, self, "staff")
-        try:
-            await self.pbx.originate(
-                endpoint=dial_string(endpoint),
-                app=self.flow.config.app,
-                app_args=f"staff,{self.call_id}",
-                caller_id=self.caller,
-                channel_id=staff_id,
-                variables=self.variables(),
-                timeout_s=self._dial_timeout_s(),
-            )
-        except AriError as exc:
-            log.warning("call %s: staff originate refused: %s", self.call_id, exc)
-            self.legs["staff"].gone = True
-            await self.end(ts_ms, "failure", "system")
-            return
-        self.event("ringing", ts_ms, leg="staff", attrs={"endpoint": endpoint})
-        self._start_timer()
+        await self._dial("staff", "staff", endpoint, dial_string(endpoint), self.caller, ts_ms)
 
     async def _ring_citizen(self, ts_ms: int) -> None:
         self.phase = RINGING
         self.dialled_role, self.present_role = "caller", "staff"
         await self._start_ringback()
-        citizen_id = f"{self.call_id}-citizen"
-        self.legs["caller"] = Leg("caller", citizen_id, self.citizen_endpoint)
-        self.flow.register_channel(citizen_id, self, "caller")
+        endpoint = self.citizen_endpoint
+        await self._dial("caller", "citizen", endpoint, endpoint, self.citizen_caller_id, ts_ms)
+
+    async def _dial(
+        self, leg: str, role: str, endpoint: str, dial: str, caller_id: str, ts_ms: int
+    ) -> None:
+        """Originate one leg into the app (channel ``<call id>-<role>``), then report ringing;
+        a refused originate ends the call as a failure."""
+        channel_id = f"{self.call_id}-{role}"
+        self.legs[leg] = Leg(leg, channel_id, endpoint)
+        self.flow.register_channel(channel_id, self, leg)
         try:
             await self.pbx.originate(
-                endpoint=self.citizen_endpoint,
+                endpoint=dial,
                 app=self.flow.config.app,
-                app_args=f"citizen,{self.call_id}",
-                caller_id=self.citizen_caller_id,
-                channel_id=citizen_id,
+                app_args=f"{role},{self.call_id}",
+                caller_id=caller_id,
+                channel_id=channel_id,
                 variables=self.variables(),
                 timeout_s=self._dial_timeout_s(),
             )
         except AriError as exc:
-            log.warning("call %s: citizen originate refused: %s", self.call_id, exc)
-            self.legs["caller"].gone = True
+            log.warning("call %s: %s originate refused: %s", self.call_id, role, exc)
+            self.legs[leg].gone = True
             await self.end(ts_ms, "failure", "system")
             return
-        self.event("ringing", ts_ms, leg="caller", attrs={"endpoint": self.citizen_endpoint})
+        self.event("ringing", ts_ms, leg=leg, attrs={"endpoint": endpoint})
         self._start_timer()
 
     # -- ringback -----------------------------------------------------------------------------
