@@ -56,6 +56,22 @@ class Settings(BaseSettings):
     departments_file: Path | None = Field(
         None, description="department directory TOML (default: pipelines/config/departments.toml)"
     )
+    timeout_policy_file: Path | None = Field(
+        None, description="timeout rule policy TOML (default: pipelines/config/timeout.toml)"
+    )
+    ringback_calendar_file: Path | None = Field(
+        None, description="department calendars (default: pipelines/config/calendar.toml)"
+    )
+    callerid_config_file: Path | None = Field(
+        None, description="caller-ID branding TOML (default: pipelines/config/callerid.toml)"
+    )
+    branded_call_url: str | None = Field(
+        None, description="carrier branded-call endpoint (HTTP POST); unset = not sent"
+    )
+    alimtalk_url: str | None = Field(
+        None, description="KakaoTalk AlimTalk relay endpoint (HTTP POST); unset = not sent"
+    )
+    notify_token: str = Field("", description="bearer token for both notification endpoints")
 
     # Asterisk (development defaults match docker/asterisk/conf on loopback)
     asterisk_ari_url: str = "http://127.0.0.1:28088"
@@ -123,7 +139,7 @@ class Settings(BaseSettings):
     def public_dict(self) -> dict[str, Any]:
         """Settings safe to print: passwords in URLs are masked."""
         data = self.model_dump(mode="json")
-        for key in ("asterisk_ari_password", "asterisk_ami_password"):
+        for key in ("asterisk_ari_password", "asterisk_ami_password", "notify_token"):
             data[key] = "***"
         if self.clickhouse_url and "@" in self.clickhouse_url:
             scheme, rest = self.clickhouse_url.split("://", 1)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import faust
 from faust.types import TopicT
@@ -35,24 +36,42 @@ def decode_tick(raw: bytes | None) -> int | None:
     return now_ms if isinstance(now_ms, int) else None
 
 
+def _bootstrap(app: faust.App) -> str:
+    return ",".join(f"{url.host}:{url.port or 9092}" for url in app.conf.broker)
+
+
 def register_ticker(
     app: faust.App, ticks: TopicT, interval_s: float, clock: Callable[[], int]
 ) -> None:
     topic_name = next(iter(ticks.topics))
+    plain: list[Any] = []  # the non-transactional producer, made on first use
+
+    def producer() -> Any:
+        # Ticks are sent outside faust's transactions.  Under exactly-once every faust send
+        # joins the partition's transaction, which commits only when the partition consumed
+        # something: a quiet partition's ticks stayed invisible to its (read_committed)
+        # agents, so its timers never fired.  A tick is not state: losing or repeating one is
+        # harmless, so a plain producer is enough.
+        if not plain:
+            from confluent_kafka import Producer
+
+            plain.append(Producer({"bootstrap.servers": _bootstrap(app), "linger.ms": 0}))
+        return plain[0]
 
     @app.timer(interval=interval_s, name="callguard.ticker")
     async def send_ticks() -> None:
-        # Under exactly-once a send needs the partition's open transaction, which does not
-        # exist while the worker rebalances or shuts down; a skipped tick is harmless (the
-        # next one does the same work), a failed send would crash the worker.
+        # While the worker rebalances or shuts down its assignment is in flux: skip (the next
+        # tick does the same work); a failed send must not crash the worker either.
         if app.rebalancing or app.should_stop:
             return
         now_ms = clock()
         for tp in app.assignor.assigned_actives():
             if tp.topic == topic_name:
                 try:
-                    await ticks.send(
-                        key=TICK_KEY, value=encode_tick(now_ms), partition=tp.partition
+                    producer().produce(
+                        topic_name, key=TICK_KEY, value=encode_tick(now_ms), partition=tp.partition
                     )
                 except Exception as exc:  # noqa: BLE001 - see above
                     log.info("tick for partition %d skipped: %s", tp.partition, exc)
+        if plain:
+            plain[0].poll(0)  # serve delivery callbacks; never blocks

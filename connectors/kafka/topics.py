@@ -58,6 +58,7 @@ _CALL_TOPICS: tuple[tuple[str, str, int | None, str], ...] = (
 TABLES: dict[str, str] = {
     "calls": "call tracker state per call id",
     "audio-legs": "audio sequence tracker per call id and leg",
+    "timeout": "timeout rule (20-minute rule) state per call id",
 }
 
 

@@ -166,6 +166,34 @@ def worker(settings: Settings, catalog: TopicCatalog, tmp_path: Path) -> Iterato
     handle.stop()
 
 
+@pytest.fixture
+def connector(settings: Settings, catalog: TopicCatalog, tmp_path: Path) -> Iterator[Path]:
+    """The Asterisk connector as its own process (`callguard connector asterisk`) on this
+    test's topics; yields its log file. Needs the PBX (scripts/test.sh starts it)."""
+    log_path = tmp_path / "connector.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipelines", "connector", "asterisk"],
+            env=settings_env(settings),
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            # ready once the ARI websocket holds the Stasis app
+            wait_until(lambda: b"ARI" in log_path.read_bytes() or proc.poll() is not None, 30)
+            time.sleep(1.0)
+            assert proc.poll() is None, log_path.read_text()
+            yield log_path
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
 def wait_until(check: Callable[[], Any], timeout_s: float, interval_s: float = 0.25) -> Any:
     deadline = time.monotonic() + timeout_s
     last: Any = None
@@ -204,8 +232,7 @@ def read_topic(
             for p in metadata[name].partitions
         ]
         marks = {
-            (tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=10)
-            for tp in parts
+            (tp.topic, tp.partition): consumer.get_watermark_offsets(tp, timeout=10) for tp in parts
         }
         # an empty partition is read already; its position stays "invalid" (negative)
         ends = {key: (high if high > low else -(10**9)) for key, (low, high) in marks.items()}

@@ -12,11 +12,9 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
-import sys
 import time
 import uuid
 import wave
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +22,6 @@ import pytest
 from confluent_kafka import Producer
 
 from connectors.kafka.topics import TopicCatalog
-from pipelines.demo import settings_env
-from pipelines.settings import Settings
 from schemas.codec import decode, encode
 from schemas.records import AudioChunk, CallEvent, Cdr, CommandResult, PbxCommand
 from tests.integration.conftest import REPO, read_topic, wait_until
@@ -74,33 +70,6 @@ def segment_match(haystack: np.ndarray, needle: np.ndarray, segment: int = 4000)
 @pytest.fixture
 def phones() -> PhoneSystem:
     return phone_system()
-
-
-@pytest.fixture
-def connector(settings: Settings, catalog: TopicCatalog, tmp_path: Path) -> Iterator[Path]:
-    log_path = tmp_path / "connector.log"
-    env = settings_env(settings)
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "pipelines", "connector", "asterisk"],
-            env=env,
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            # ready once the ARI websocket holds the Stasis app
-            wait_until(lambda: b"ARI" in log_path.read_bytes() or proc.poll() is not None, 30)
-            time.sleep(1.0)
-            assert proc.poll() is None, log_path.read_text()
-            yield log_path
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def command(call_id: str, action: str, **args: str) -> PbxCommand:

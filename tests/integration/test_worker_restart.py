@@ -65,5 +65,5 @@ def test_killed_worker_resumes_call_state_and_summarises_once(
     assert summary.dtmf_digits == "5"
     assert summary.talk_s == 10.0
     # had the state been lost, the tracker would have reported a missed start
-    anomalies = [decode(Decision, m.value()) for m in read_topic(bootstrap, catalog.decisions)]
-    assert [a for a in anomalies if a.call_id == call_id] == []
+    decisions = [decode(Decision, m.value()) for m in read_topic(bootstrap, catalog.decisions)]
+    assert [d for d in decisions if d.call_id == call_id and d.stream == "calls"] == []

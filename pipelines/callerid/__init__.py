@@ -1,0 +1,1 @@
+"""Outbound caller-ID branding stream: branded display + KakaoTalk notice requests."""

@@ -1,0 +1,1 @@
+"""Masking audit stream: outbound CDRs must present an office number."""

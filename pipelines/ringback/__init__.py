@@ -1,0 +1,1 @@
+"""Situational ringback stream: inbound calls hear lunch / after-hours / holiday / notices."""
