@@ -6,14 +6,20 @@ settings they read; nothing here reads the environment.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import faust
 
 from connectors.kafka.topics import TopicCatalog
+from pipelines import faust_patches
 from pipelines.settings import Settings
 from pipelines.streaming import Clock, DeadLetters, raw_topic, wall_clock_ms
 from pipelines.ticks import register_ticker
+
+if TYPE_CHECKING:
+    from pipelines.abuse.analysis import UtteranceAnalyzer
 
 
 @dataclass(frozen=True)
@@ -22,6 +28,9 @@ class StreamOptions:
 
     tick_interval_s: float = 5.0
     idle_limit_s: float = 4 * 3600.0  # a call with no event for 4 h lost its hangup
+    # builds the abuse stream's utterance analyzer (tests pass fakes); None = the real models
+    analyzer: Callable[[], UtteranceAnalyzer] | None = None
+    follow_models: bool = True  # hot-reload promoted text classifiers (callguard.models)
 
 
 def catalog_for(settings: Settings) -> TopicCatalog:
@@ -41,6 +50,7 @@ def new_faust_app(
     datadir_name: str = "faust",
 ) -> faust.App:
     """The faust app object with CallGuard's configuration and no streams registered."""
+    faust_patches.apply()
     return faust.App(
         catalog.faust_app_id,
         broker=broker or f"kafka://{settings.kafka_bootstrap}",
@@ -90,26 +100,122 @@ def create_app(
     ticks = raw_topic(app, catalog.ticks, partitions=catalog.partitions)
     register_ticker(app, ticks, options.tick_interval_s, clock)
     idle_ms = int(options.idle_limit_s * 1000)
-    call_agents.register(app, catalog, dead_letters, clock, idle_limit_ms=idle_ms)
-    audio_agents.register(app, catalog, dead_letters, clock, idle_limit_ms=idle_ms)
-    timeout_agents.register(
-        app,
-        catalog,
-        dead_letters,
-        clock,
-        policies=load_policy_book(settings.timeout_policy_file),
-        idle_limit_ms=idle_ms,
-    )
-    citizen_streams.register(
-        app,
-        catalog,
-        dead_letters,
-        clock,
-        directory=load_directory(settings.departments_file),
-        calendar_file=settings.ringback_calendar_file,
-        callerid_file=settings.callerid_config_file,
-        branded_call_url=settings.branded_call_url,
-        alimtalk_url=settings.alimtalk_url,
-        notify_token=settings.notify_token,
-    )
+    if settings.runs("calls"):
+        call_agents.register(app, catalog, dead_letters, clock, idle_limit_ms=idle_ms)
+    if settings.runs("audio"):
+        audio_agents.register(app, catalog, dead_letters, clock, idle_limit_ms=idle_ms)
+    if settings.runs("abuse"):
+        register_abuse(app, settings, catalog, dead_letters, clock, options)
+    if settings.runs("timeout"):
+        timeout_agents.register(
+            app,
+            catalog,
+            dead_letters,
+            clock,
+            policies=load_policy_book(settings.timeout_policy_file),
+            idle_limit_ms=idle_ms,
+        )
+    if settings.runs("recording"):
+        register_recording(app, catalog, dead_letters, clock, settings, idle_limit_ms=idle_ms)
+    if settings.runs("citizen"):
+        citizen_streams.register(
+            app,
+            catalog,
+            dead_letters,
+            clock,
+            directory=load_directory(settings.departments_file),
+            calendar_file=settings.ringback_calendar_file,
+            callerid_file=settings.callerid_config_file,
+            branded_call_url=settings.branded_call_url,
+            alimtalk_url=settings.alimtalk_url,
+            notify_token=settings.notify_token,
+        )
     return app
+
+
+def register_recording(
+    app: faust.App,
+    catalog: TopicCatalog,
+    dead_letters: DeadLetters,
+    clock: Clock,
+    settings: Settings,
+    *,
+    idle_limit_ms: int,
+) -> None:
+    """The recording-consent and recording stream, with its store, keys and spool."""
+    import logging
+
+    from connectors.recordings.kafka import KafkaChunkReplay
+    from connectors.recordings.spool import Spool
+    from connectors.recordings.store import LocalRecordingStore
+    from pipelines.core.recording import Timing
+    from pipelines.departments import load_directory
+    from pipelines.recording import agents as recording_agents
+    from pipelines.recording.keys import load_keyring
+    from pipelines.recording.policy import load_recording_book, rollout_warnings
+
+    directory = load_directory(settings.departments_file)
+    book = load_recording_book(settings.recording_policy_file, directory)
+    for warning in rollout_warnings(book, directory):
+        logging.getLogger(__name__).warning("recording rollout: %s", warning)
+    keyring = load_keyring(settings)
+    writer = recording_agents.LegWriter(
+        spool=Spool(settings.data_dir / "recording-spool", keyring),
+        store=LocalRecordingStore(settings.recordings_path),
+        keyring=keyring,
+        replay=KafkaChunkReplay(settings.kafka_bootstrap, catalog.audio),
+    )
+    app.conf.recording_writer = writer  # type: ignore[attr-defined]
+    recording_agents.register(
+        app,
+        catalog,
+        dead_letters,
+        clock,
+        book=book,
+        writer=writer,
+        timing=Timing(idle_timeout_ms=int(settings.recording_idle_timeout_s * 1000)),
+        idle_limit_ms=idle_limit_ms,
+    )
+
+
+def register_abuse(
+    app: faust.App,
+    settings: Settings,
+    catalog: TopicCatalog,
+    dead_letters: DeadLetters,
+    clock: Clock,
+    options: StreamOptions,
+) -> None:
+    """The abuse-detection stream; its models load lazily, on the first utterance."""
+    from pipelines.abuse import agents as abuse_agents
+    from pipelines.abuse.analysis import LegSegmenters, analyzer_from_settings, classifier_loader
+    from pipelines.abuse.models import ClassifierSwitch, PromotionFollower
+    from pipelines.abuse.policy import load_policy_book as load_abuse_policy
+
+    def analyzer() -> UtteranceAnalyzer:
+        if options.analyzer is not None:
+            return options.analyzer()
+        return analyzer_from_settings(settings, clock)
+
+    follower = switch = None
+    if options.follow_models:
+        follower = PromotionFollower(settings.kafka_bootstrap, catalog.models)
+        switch = ClassifierSwitch(classifier_loader(settings))
+    abuse_agents.register_transcriber(
+        app,
+        catalog,
+        dead_letters,
+        analyzer,
+        lambda: LegSegmenters(legs=tuple(settings.asr_legs)),
+        follower=follower,
+        switch=switch,
+        reload_interval_s=options.tick_interval_s,
+    )
+    abuse_agents.register_responder(
+        app,
+        catalog,
+        dead_letters,
+        clock,
+        policies=load_abuse_policy(settings.abuse_policy_file),
+        idle_limit_ms=int(options.idle_limit_s * 1000),
+    )

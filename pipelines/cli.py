@@ -16,8 +16,12 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from pipelines.abuse_cli import classify, evaluate_text, train_text
+from pipelines.learning_cli import feedback
 from pipelines.logs import setup_logging
+from pipelines.recordings_cli import recordings
 from pipelines.settings import Settings
+from pipelines.speech_cli import analyze, transcribe
 
 console = Console()
 REPO = Path(__file__).resolve().parents[1]
@@ -67,6 +71,9 @@ def main(ctx: click.Context, config: Path | None, log_level: str | None) -> None
       callguard connector asterisk   PBX events, CDRs and audio in; commands out
       callguard simulate        produce simulated PBX traffic
       callguard results         what happened, from ClickHouse
+      callguard report          monthly abuse report (HTML + PDF)
+      callguard dashboards      Grafana dashboards as code (export / push)
+      callguard recordings      list, decrypt (authorised, audited), purge expired recordings
     """
     overrides: dict[str, Any] = {}
     if config:
@@ -382,6 +389,143 @@ def demo(
     )
 
 
+# --- reports and dashboards ------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--month", help="YYYY-MM, a Seoul calendar month  [default: last month]")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="folder for the files  [default: $CALLGUARD_DATA_DIR/reports]",
+)
+@click.option("--no-font-fetch", is_flag=True, help="do not apt-get download fonts-nanum")
+@click.pass_context
+def report(
+    ctx: click.Context, month: str | None, out_dir: Path | None, no_font_fetch: bool
+) -> None:
+    """Monthly abuse report: incidents by category, department and day, warnings vs
+    terminations, the 20-minute rule, consent violations, recordings purged, false alarms,
+    staff exposure (anonymised), as HTML and PDF with figures.
+
+    Reads ClickHouse like `db query`: through a running sink's API (embedded chDB), else the
+    chDB directory or the server. Korean text needs a Hangul font: one is found on the system
+    or fetched once (Debian fonts-nanum, into ~/.cache/callguard/fonts).
+    """
+    from datetime import UTC, datetime
+
+    from connectors.clickhouse.reader import open_reader
+    from pipelines.departments import load_directory
+    from pipelines.reporting import Month, build_report
+    from pipelines.reporting.fonts import KoreanFontMissing
+    from pipelines.reporting.monthly import FIGURE_LABELS, format_figure
+
+    settings = _settings(ctx)
+    try:
+        chosen = Month.parse(month) if month else Month.previous(datetime.now(UTC))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--month") from None
+    directory = load_directory(settings.departments_file)
+    reader = open_reader(settings.clickhouse_dsn, settings.clickhouse_database, settings.query_port)
+    try:
+        data, files = build_report(
+            reader,
+            chosen,
+            out_dir or settings.data_dir / "reports",
+            {code: d.name for code, d in directory.departments.items()},
+            fetch_font=not no_font_fetch,
+        )
+    except KoreanFontMissing as exc:
+        raise click.ClickException(str(exc)) from None
+    print_result(
+        f"abuse report {chosen.label}",
+        ["metric", "value"],
+        [
+            [english, format_figure(key, data.figures[key])]
+            for key, (_korean, english) in FIGURE_LABELS.items()
+            if key in data.figures
+        ],
+    )
+    for section in data.sections.values():
+        if not section.available:
+            console.print(f"[yellow]{section.title}[/]: {section.note}")
+    if files.missing_glyphs:
+        console.print(f"[red]missing glyphs[/]: {files.missing_glyphs[0]}")
+    console.print(f"font: {files.font.family if files.font else 'none'}")
+    for path in (files.html, files.pdf, files.data):
+        console.print(f"wrote {path}")
+
+
+@main.group()
+def dashboards() -> None:
+    """Grafana dashboards as code (connectors/grafana/dashboards.py).
+
+    Data source uid `callguard-clickhouse` (grafana-clickhouse-datasource), as provisioned by
+    docker/grafana/provisioning. Panels whose table no migration creates yet are text panels
+    saying what they wait for.
+    """
+
+
+def _dashboards(settings: Settings) -> list[dict[str, Any]]:
+    from connectors.grafana.dashboards import build_dashboards
+    from pipelines.departments import load_directory
+
+    directory = load_directory(settings.departments_file)
+    return build_dashboards(
+        department_names={code: d.name for code, d in directory.departments.items()}
+    )
+
+
+@dashboards.command("export")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--check", is_flag=True, help="only fail if the files differ from the code")
+@click.pass_context
+def dashboards_export(ctx: click.Context, directory: Path, check: bool) -> None:
+    """Write one JSON file per dashboard into DIRECTORY (Grafana file provisioning; compose
+    mounts docker/grafana/dashboards)."""
+    from connectors.grafana.dashboards import export, stale_exports
+
+    built = _dashboards(_settings(ctx))
+    if check:
+        stale = stale_exports(directory, built)
+        if stale:
+            raise click.ClickException(
+                f"stale dashboard files in {directory}: {', '.join(stale)}; "
+                f"run `callguard dashboards export {directory}`"
+            )
+        console.print("dashboard files are up to date")
+        return
+    for path in export(directory, built):
+        console.print(f"wrote {path}")
+
+
+@dashboards.command("push")
+@click.option("--url", envvar="GRAFANA_URL", required=True, help="Grafana base URL [$GRAFANA_URL]")
+@click.option(
+    "--token",
+    envvar="GRAFANA_TOKEN",
+    required=True,
+    help="service-account token, or user:password [$GRAFANA_TOKEN]",
+)
+@click.option("--folder", default="CallGuard", show_default=True, help="folder title")
+@click.pass_context
+def dashboards_push(ctx: click.Context, url: str, token: str, folder: str) -> None:
+    """Create or overwrite the dashboards in Grafana through its HTTP API (idempotent: fixed
+    uids, overwrite). Needs the optional client: pip install 'callguard[grafana]'."""
+    from connectors.grafana.dashboards import GrafanaClientMissing, grafana_client, push
+
+    try:
+        client = grafana_client(url, token)
+    except GrafanaClientMissing as exc:
+        raise click.ClickException(str(exc)) from None
+    for result in push(client, _dashboards(_settings(ctx)), folder_title=folder):
+        console.print(
+            f"{result.get('status', 'ok')}: {result.get('uid')} version {result.get('version')} "
+            f"{result.get('url', '')}"
+        )
+
+
 # --- schemas -----------------------------------------------------------------------------
 
 
@@ -409,6 +553,14 @@ def schemas_check() -> None:
         raise click.ClickException(f"stale schema files: {', '.join(stale)}; run `schemas export`")
     console.print("schema files are up to date")
 
+
+main.add_command(recordings)  # pipelines/recordings_cli.py
+main.add_command(feedback)  # pipelines/learning_cli.py
+main.add_command(transcribe)  # pipelines/speech_cli.py
+main.add_command(analyze)
+main.add_command(classify)  # pipelines/abuse_cli.py
+main.add_command(evaluate_text)
+main.add_command(train_text)
 
 if __name__ == "__main__":
     main()

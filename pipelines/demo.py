@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -27,7 +28,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     for name, value in settings.model_dump().items():
         if value is not None and name != "config":
-            env[f"CALLGUARD_{name.upper()}"] = str(value)
+            # lists and dicts travel as JSON, which is how pydantic-settings reads them back
+            text = json.dumps(value) if isinstance(value, list | dict) else str(value)
+            env[f"CALLGUARD_{name.upper()}"] = text
     return env
 
 
@@ -80,6 +83,8 @@ def simulate_calls(
 
 # --- results -----------------------------------------------------------------------------
 
+DEMO_TERMS = Path(__file__).resolve().parent / "config" / "demo_terms.toml"
+
 RESULT_QUERIES: dict[str, str] = {
     "Calls by department (call_summaries)": """
         SELECT department,
@@ -98,6 +103,13 @@ RESULT_QUERIES: dict[str, str] = {
         FROM audio_leg_stats FINAL
         WHERE {calls}
         GROUP BY leg ORDER BY leg""",
+    "Recordings (encrypted files; metadata, no audio)": """
+        SELECT department, mode, leg, count() AS recordings,
+               round(sum(duration_ms) / 1000, 1) AS seconds, sum(gap_count) AS gaps,
+               countIf(cdr_seen) AS with_cdr, countIf(shortfall) AS short
+        FROM recordings FINAL
+        WHERE {calls}
+        GROUP BY department, mode, leg ORDER BY department, mode, leg""",
     "CDRs (cdrs)": """
         SELECT disposition, count() AS calls, round(sum(billsec_s), 1) AS talk_s
         FROM cdrs FINAL WHERE {calls}
@@ -105,6 +117,18 @@ RESULT_QUERIES: dict[str, str] = {
     "Stream decisions (calls.decisions)": """
         SELECT stream, kind, count() AS n FROM decisions FINAL
         WHERE {calls} GROUP BY stream, kind ORDER BY stream, kind""",
+    "Speech recognised and scored (transcripts; text masked, not shown)": """
+        SELECT leg, category, count() AS utterances,
+               round(avg(score), 2) AS avg_score, countIf(shouting) AS shouting,
+               any(asr_backend) AS asr, any(classifier_version) AS classifier
+        FROM transcripts FINAL
+        WHERE {calls}
+        GROUP BY leg, category ORDER BY leg, category""",
+    "Abuse incidents (calls.incidents)": """
+        SELECT department, category, action, count() AS n, round(avg(score), 2) AS avg_score
+        FROM incidents FINAL
+        WHERE {calls}
+        GROUP BY department, category, action ORDER BY department, category, action""",
     "Dead letters (rejected input, with reason)": """
         SELECT source_topic, consumer, error_type, reason, count() AS n
         FROM dead_letters FINAL
@@ -198,6 +222,12 @@ def run_demo(
     if not settings.embedded_clickhouse:
         console.print("[yellow]using the ClickHouse server from CALLGUARD_CLICKHOUSE_URL[/]")
     console.rule("[bold]CallGuard demo: SIMULATED calls through the real pipeline")
+    if settings.abuse_local_terms_file is None:
+        settings = settings.model_copy(update={"abuse_local_terms_file": DEMO_TERMS})
+        console.print(
+            f"abuse detection: demo term list {DEMO_TERMS.name} marks two words the sample "
+            "clips say (동백꽃 → threat, 커피 → insult) so warnings and terminations show"
+        )
     log_dir = settings.data_dir / "logs"
     kafka_was_running = kafka_script(settings, "status", check=False) == 0
     if not kafka_was_running:
@@ -240,6 +270,13 @@ def run_demo(
                     "count()",
                     this_run,
                     2 * answered if report.audio_chunks else 0,
+                ),
+                (
+                    f"caller speech of {answered} calls transcribed",
+                    "transcripts",
+                    "uniqExact(call_id)",
+                    f"{this_run} AND leg = 'caller'",
+                    answered if report.audio_chunks and settings.runs("abuse") else 0,
                 ),
                 (
                     f"{malformed} dead letters",

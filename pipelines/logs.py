@@ -17,5 +17,5 @@ def setup_logging(level: str = "info") -> None:
     )
     # third-party chatter stays at WARNING unless we are debugging
     if level.lower() != "debug":
-        for name in ("aiokafka", "faust", "mode", "kafka", "urllib3"):
+        for name in ("aiokafka", "faust", "mode", "kafka", "urllib3", "faster_whisper"):
             logging.getLogger(name).setLevel(logging.WARNING)

@@ -23,6 +23,7 @@ _JSON_TYPES: dict[Any, dict[str, Any]] = {
     float: {"type": "number"},
     bool: {"type": "boolean"},
     dict[str, str]: {"type": "object", "additionalProperties": {"type": "string"}},
+    dict[str, float]: {"type": "object", "additionalProperties": {"type": "number"}},
 }
 
 

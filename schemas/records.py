@@ -184,6 +184,38 @@ class Incident(WireRecord):
     utterance_start_ms: int
     utterance_end_ms: int
     ts_ms: int
+    utterance_id: str = ""
+    text_score: float = 0.0  # the classifier's score before voice cues
+    shouting: bool = False
+    schema_version: int = SCHEMA_VERSION
+
+
+class Transcript(WireRecord):
+    """One transcribed, scored utterance of one leg (→ ``calls.transcripts``, key = call_id).
+
+    Personal data: ``text`` is already PII-masked (phone, resident, card and account numbers),
+    the topic is kept briefly and the table is access-controlled; never logged at INFO.
+    """
+
+    utterance_id: str
+    call_id: str
+    leg: str
+    start_ms: int
+    end_ms: int
+    text: str
+    category: str  # the classifier's verdict: an abuse category or "clean"
+    score: float
+    scores: dict[str, float]
+    asr_backend: str
+    asr_model: str
+    classifier_version: str
+    avg_logprob: float
+    no_speech_prob: float
+    loudness_dbfs: float
+    baseline_dbfs: float
+    shouting: bool
+    ts_ms: int
+    origin: str = "asterisk"
     schema_version: int = SCHEMA_VERSION
 
 
@@ -207,6 +239,109 @@ class DeadLetter(WireRecord):
     schema_version: int = SCHEMA_VERSION
 
 
+class Recording(WireRecord):
+    """One stored call recording (one leg) and how complete it is (→ ``calls.recordings``).
+
+    No audio travels here: the audio is an encrypted file in the recording store (``path``).
+    Durations are ``*duration_ms``; ``gaps`` is JSON: ``[[offset_ms, span_ms, missing_ms,
+    kind, count], …]`` (kind missing | lost | timeline).  A later version of the same
+    ``recording_id`` (the CDR arrived, the file was purged) has a later ``ts_ms``.
+    """
+
+    recording_id: str
+    call_id: str
+    leg: str
+    department: str
+    mode: str
+    started_ms: int
+    duration_ms: int
+    sample_rate: int
+    chunk_count: int
+    duplicate_chunks: int
+    missing_chunks: int
+    lost_packets: int
+    gap_count: int
+    gap_duration_ms: int
+    gaps: str
+    finish_reason: str
+    sha256: str
+    key_id: str
+    path: str
+    size_bytes: int
+    format: str
+    retention_until_ms: int
+    ts_ms: int
+    cdr_seen: bool = False
+    cdr_billsec_s: float = 0.0
+    expected_duration_ms: int = 0
+    shortfall_duration_ms: int = 0
+    shortfall: bool = False
+    deleted_ms: int = 0
+    origin: str = "asterisk"
+    schema_version: int = SCHEMA_VERSION
+
+
+class RecordingAudit(WireRecord):
+    """Who accessed or deleted a recording, when, why, and what happened
+    (→ ``calls.recording-audit``, key = call_id).  ``leg`` "" means every leg of the call."""
+
+    audit_id: str
+    call_id: str
+    leg: str
+    action: str
+    result: str
+    actor: str
+    role: str
+    reason: str
+    ts_ms: int
+    host: str
+    detail: str = ""
+    recording_sha256: str = ""
+    schema_version: int = SCHEMA_VERSION
+
+
+class Feedback(WireRecord):
+    """A staff or supervisor label on a detection, or on an utterance the detector missed
+    (→ ``calls.feedback``, key = incident id or call id).
+
+    ``label``: confirmed (the detection was right; ``category`` may correct it), rejected (a
+    false alarm: the text is clean) or missed (``text`` was abusive and not flagged).  ``text``
+    is the masked utterance for missed labels; for the others the incident's evidence is used.
+    """
+
+    feedback_id: str
+    incident_id: str
+    call_id: str
+    label: str
+    category: str
+    text: str
+    labeled_by: str
+    role: str
+    source: str
+    ts_ms: int
+    note: str = ""
+    schema_version: int = SCHEMA_VERSION
+
+
+class ModelPromotion(WireRecord):
+    """A text-classifier version became current (→ ``callguard.models``, key = model name).
+
+    Workers follow this topic and swap models without a restart; ``path`` is the version's
+    folder in the model registry (a shared volume or the same host).
+    """
+
+    promotion_id: str
+    model: str
+    version: str
+    path: str
+    action: str
+    promoted_by: str
+    reason: str
+    metrics: dict[str, float]
+    ts_ms: int
+    schema_version: int = SCHEMA_VERSION
+
+
 #: name used in schema file names and error messages → model
 MODELS: dict[str, type[WireRecord]] = {
     "call_event": CallEvent,
@@ -219,4 +354,9 @@ MODELS: dict[str, type[WireRecord]] = {
     "audio_leg_stats": AudioLegStats,
     "incident": Incident,
     "dead_letter": DeadLetter,
+    "recording": Recording,
+    "recording_audit": RecordingAudit,
+    "transcript": Transcript,
+    "feedback": Feedback,
+    "model_promotion": ModelPromotion,
 }

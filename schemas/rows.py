@@ -22,8 +22,13 @@ from schemas.records import (
     CommandResult,
     DeadLetter,
     Decision,
+    Feedback,
     Incident,
+    ModelPromotion,
     PbxCommand,
+    Recording,
+    RecordingAudit,
+    Transcript,
     WireRecord,
 )
 
@@ -33,6 +38,7 @@ _ARROW: dict[Any, pa.DataType] = {
     float: pa.float64(),
     bool: pa.bool_(),
     dict[str, str]: pa.map_(pa.string(), pa.string()),
+    dict[str, float]: pa.map_(pa.string(), pa.float64()),
 }
 TIMESTAMP = pa.timestamp("ms", tz="UTC")
 
@@ -93,6 +99,9 @@ STORED_TABLES: tuple[StoredTable, ...] = (
     StoredTable("call_summaries", CallSummary, "summaries"),
     StoredTable("audio_leg_stats", AudioLegStats, "audio_stats"),
     StoredTable("incidents", Incident, "incidents"),
+    StoredTable("transcripts", Transcript, "transcripts"),
+    StoredTable("feedback", Feedback, "feedback"),
+    StoredTable("model_promotions", ModelPromotion, "models"),
     StoredTable(
         "dead_letters",
         DeadLetter,
@@ -100,4 +109,6 @@ STORED_TABLES: tuple[StoredTable, ...] = (
         omitted=frozenset({"key_b64", "payload_b64"}),
         derived={"payload_sha256": (pa.string(), payload_sha256)},
     ),
+    StoredTable("recordings", Recording, "recordings"),
+    StoredTable("recording_audit", RecordingAudit, "recording_audit"),
 )

@@ -37,6 +37,16 @@ COMMAND_ACTIONS = (
 COMMAND_STATUSES = ("applied", "duplicate", "failed", "rejected")
 INCIDENT_CATEGORIES = ("profanity", "insult", "threat", "sexual_harassment", "shouting")
 INCIDENT_ACTIONS = ("log", "warn", "end")
+FEEDBACK_LABELS = ("confirmed", "rejected", "missed")
+PROMOTION_ACTIONS = ("promote", "rollback")
+#: what the text classifier says about one utterance
+TEXT_CATEGORIES = ("clean", "profanity", "insult", "threat", "sexual_harassment")
+# recordings (issue 5): per-leg files; "mixed" is reserved for a both-legs file
+RECORDING_LEGS = (*LEGS, "mixed")
+RECORDING_MODES = ("full", "key_press")  # "off" departments store nothing
+RECORDING_FINISH_REASONS = ("final_chunk", "hangup", "idle")
+AUDIT_ACTIONS = ("access", "delete")
+AUDIT_RESULTS = ("granted", "refused", "failed", "deleted")
 
 #: model name → field → allowed values
 ENUMS: dict[str, dict[str, tuple[str, ...]]] = {
@@ -53,9 +63,32 @@ ENUMS: dict[str, dict[str, tuple[str, ...]]] = {
     "call_summary": {"direction": DIRECTIONS, "origin": ORIGINS},
     "audio_leg_stats": {"leg": LEGS, "origin": ORIGINS},
     "incident": {"leg": LEGS, "category": INCIDENT_CATEGORIES, "action": INCIDENT_ACTIONS},
+    "transcript": {"leg": LEGS, "category": TEXT_CATEGORIES, "origin": ORIGINS},
+    "feedback": {"label": FEEDBACK_LABELS, "category": TEXT_CATEGORIES},
+    "model_promotion": {"action": PROMOTION_ACTIONS},
+    "recording": {
+        "leg": RECORDING_LEGS,
+        "mode": RECORDING_MODES,
+        "finish_reason": RECORDING_FINISH_REASONS,
+        "origin": ORIGINS,
+    },
+    "recording_audit": {
+        "leg": ("", *RECORDING_LEGS),
+        "action": AUDIT_ACTIONS,
+        "result": AUDIT_RESULTS,
+    },
 }
 
 #: fields that must be non-empty identifiers wherever they appear
 ID_FIELDS = frozenset(
-    {"event_id", "call_id", "command_id", "decision_id", "incident_id", "dead_letter_id"}
+    {
+        "event_id",
+        "call_id",
+        "command_id",
+        "decision_id",
+        "incident_id",
+        "dead_letter_id",
+        "recording_id",
+        "audit_id",
+    }
 )

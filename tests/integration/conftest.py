@@ -65,6 +65,9 @@ def settings(bootstrap: str, chdb_dir: Path) -> Settings:
         sink_flush_seconds=0.3,
         session_timeout_s=10,  # a killed worker's partitions move on within seconds
         partitions=2,
+        # Speech recognition has its own tests (test_abuse_stream, test_asr_offline); the
+        # other tests' workers leave it out so each does not load a Whisper model.
+        streams=["calls", "audio", "timeout", "citizen", "recording"],
     )
 
 

@@ -18,6 +18,7 @@ JSON_TYPE = {
     float: "number",
     bool: "boolean",
     dict[str, str]: "object",
+    dict[str, float]: "object",
 }
 CH_TYPES = {
     str: {"String", "LowCardinality(String)"},
@@ -25,6 +26,7 @@ CH_TYPES = {
     float: {"Float64", "Float32"},
     bool: {"Bool", "UInt8"},
     dict[str, str]: {"Map(String, String)"},
+    dict[str, float]: {"Map(String, Float64)"},
 }
 
 
@@ -41,6 +43,13 @@ def ddl_columns() -> dict[str, dict[str, str]]:
             name, type_ = line.split(" ", 1)
             columns[name] = type_.split(" DEFAULT ")[0]
         tables[match[1]] = columns
+    # later migrations add columns: ALTER TABLE t ADD COLUMN IF NOT EXISTS name type AFTER col
+    alter = r"ALTER TABLE (\w+) ADD COLUMN IF NOT EXISTS (\w+) (.+?) AFTER (\w+)\s*;"
+    for match in re.finditer(alter, sql):
+        table, name, type_, after = match.groups()
+        items = list(tables[table].items())
+        at = [column for column, _ in items].index(after) + 1
+        tables[table] = dict([*items[:at], (name, type_), *items[at:]])
     return tables
 
 

@@ -1,0 +1,1 @@
+"""The abuse-detection stream: live audio → utterances → ASR → classifier → warn, then end."""

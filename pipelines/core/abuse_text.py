@@ -1,0 +1,600 @@
+"""Abuse in a call transcript: text normalisation, high-precision rules and context cues.
+
+Pure and standard-library only.  The trained model (``connectors/models/text_classifier.py``)
+uses :func:`analyze` twice: its rule hits and context flags are features of the linear model,
+and they decide the final verdict together with the model's probabilities.
+
+Domain: ASR transcripts of Korean complaint calls to a city office.  They have no emoticons
+and no jamo abbreviations, numbers are often written as words (``십팔 번 버스``), the recogniser
+may split a word (``씨 발``, ``시발 점``), and speakers quote other people a lot.
+
+Categories (priority when several apply, most severe first): ``threat``,
+``sexual_harassment``, ``profanity`` (swear words), ``insult`` (demeaning words without
+swearing); otherwise ``clean``.
+
+Three kinds of context lower or raise the weight of a rule hit:
+
+* **homographs** are masked before any rule runs (``시발점``, ``십팔 번``, ``소리 좀 죽여``,
+  ``병신년`` as a year, ``개가 새끼를 낳았는데``, ``미친 듯이``);
+* **reported speech** (``…이라고 했어요``, ``…하면서 욕을 했어요``, ``옆집 사람이 저한테``,
+  ``성희롱을 당했어요``): the caller tells about abuse by someone else;
+* **lawful pressure** (``소송하겠습니다``, ``언론에 제보``, ``국민신문고``): a complaint's
+  legitimate threat, which makes a weak threat cue (``가만있지 않겠습니다``) civil;
+* **directed** cues (``당신``, ``너``, ``니가``, vocatives ``-아/-야``, imperatives) say the
+  abuse is aimed at the listener.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+PROFANITY, INSULT, THREAT, SEXUAL, CLEAN = (
+    "profanity",
+    "insult",
+    "threat",
+    "sexual_harassment",
+    "clean",
+)
+#: abusive categories, most severe first (ties between rule hits resolve in this order)
+ABUSIVE = (THREAT, SEXUAL, PROFANITY, INSULT)
+CATEGORIES = (CLEAN, PROFANITY, INSULT, THREAT, SEXUAL)
+
+STRONG, MEDIUM, WEAK = 1.0, 0.7, 0.4
+
+# --- normalisation -------------------------------------------------------------------------
+
+_KEEP = re.compile(r"[^0-9a-z가-힣ㄱ-ㅎㅏ-ㅣ#]+")
+_SPACES = re.compile(r"\s+")
+_REPEAT = re.compile(r"(.)\1{2,}")
+_DIGIT_WORDS = {"18": "십팔", "10": "십", "8": "팔"}
+_DIGITS = re.compile(r"(?<![0-9])(18|10|8)(?=[가-힣])|(?<![0-9])18(?![0-9])")
+
+
+def normalize(text: str) -> str:
+    """NFKC, lower case, punctuation → space, ``aaaa`` → ``aa``, one space between words.
+
+    Digits glued to a Hangul word become Hangul (``18놈`` → ``십팔놈``), and a lone ``18``
+    too, so that the rules see what the recogniser would have written in words.
+    """
+    text = unicodedata.normalize("NFKC", text).lower().replace("#", " ")
+    text = _DIGITS.sub(lambda m: _DIGIT_WORDS[m.group(0)], text)
+    text = _KEEP.sub(" ", text)
+    text = _REPEAT.sub(r"\1\1", text)
+    return _SPACES.sub(" ", text).strip()
+
+
+# --- rules ---------------------------------------------------------------------------------
+
+#: left token boundary: start of text or a space (Korean particles attach on the right)
+_L = r"(?<![가-힣a-z0-9])"
+#: right boundary for stems that are words only when nothing but a particle follows
+_R = r"(?=$|\s|아|야|이|들|같|놈|년|새|라|하고|하네|하지)"
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    category: str
+    strength: float
+    pattern: re.Pattern[str]
+
+
+def _rule(name: str, category: str, strength: float, regex: str) -> Rule:
+    return Rule(name, category, strength, re.compile(regex))
+
+
+#: homographs and idioms, masked before the rules run (replaced by ``#``)
+HOMOGRAPHS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (name, re.compile(regex))
+    for name, regex in (
+        ("sibal_origin", r"시\s?발\s?(?:점|역|택시|지(?!랄)|노선|차|선)"),
+        (
+            "byeongsin_year",
+            r"(?:(?:조선|시대|연도|년도|역사|태어난|생년|갑오|을미|천구백\S*|육십)\s?병신년)"
+            r"|병신년\s?(?:에|생|도|부터|까지|기록|이었|의|생이|이에요|입니다)",
+        ),
+        (
+            "number_18",
+            r"십\s?팔\s?(?:번|일|세|살|퍼센트|프로|시|분|층|호|개|명|원|만|년|차|동|평|킬로|미터"
+            r"|쪽|장|회|대|점|등)",
+        ),
+        ("plan_years", r"(?:[일이삼사오육칠팔구십]|몇)\s?개\s?년"),
+        (
+            "sound_down",
+            r"(?:소리|볼륨|숨|기|벌레|모기|바퀴|쥐|해충|잡초|곰팡이|세균|균)\S*\s?(?:좀\s?)?죽(?:여|이)",
+        ),
+        (
+            "offspring",
+            r"새끼\s?(?:를|가|도|들을|들이)?\s?(?:낳|분양|고양이|강아지|손가락|발가락|줄|돼지|곰|새|오리)",
+        ),
+        ("dog_puppy", r"개\s?새끼\s?(?:를|가|들을|들이)?\s?(?:낳|분양)"),
+        (
+            # a literal dog or pup: counted in 마리, barking/biting, strays, shelters
+            "literal_dog",
+            r"개\s?새\s?끼\s?(?:들)?\s?(?:이|가|를|도|들이|들을)?\s?"
+            r"(?:한|두|세|네|다섯|여러|몇)\s?마리"
+            r"|(?:떠돌이|유기|들|길|주인\s?없는|버려진|길\s?잃은|어미)\s?개\s?새\s?끼"
+            r"|개\s?새\s?끼\s?(?:들)?\s?(?:이|가|를|도|들이|들을)?\s?(?:\S+\s)?"
+            r"(?:짖|물었|물어|물려|똥|오줌|산책|목줄|입마개|보호소|입양|구조|포획)",
+        ),
+        ("seed_peel", r"씨\s?(?:를\s?)?발라\s?(?:먹|내|놓|서|야|줘|주)"),
+        ("shiba_dog", r"시바\s?(?:견|이누|강아지)"),
+        ("john_went", r"존\s?나(?:가|갔|간|갈|와|왔|온|올|이)"),
+        ("crazy_busy", r"미친\s?듯(?:이)?|미친\s?(?:물가|날씨|집값|더위|추위)"),
+        (
+            "garbage",
+            r"쓰레기\s?(?:수거|봉투|처리|분리|배출|무단|문제|더미|통|차|장|소각|투기|를|가|는|도|좀)",
+        ),
+        (
+            "chest_feeling",
+            r"가슴\s?(?:이|이요)?\s?(?:답답|아프|아파|아픈|철렁|떨리|뛰|두근|먹먹|통증|통|쓰리|무너)",
+        ),
+        ("knife_noodle", r"칼\s?(?:국수|슘|라|로리|퇴근|같이)"),
+        ("die_of", r"죽겠|죽을\s?것\s?같|죽을\s?맛|죽는\s?줄"),
+        (
+            "light_off",
+            r"(?:불|등|가로등|전등|신호등|전기|전원|시동|엔진|조명|티비|화면|보일러|컴퓨터)"
+            r"\s?(?:이|가|은|는|도)?\s?(?:다\s?|자꾸\s?|갑자기\s?)?꺼져",
+        ),
+        ("approach", r"닥쳐\s?(?:서|올|와|오는)|닥치는"),
+    )
+)
+
+RULES: tuple[Rule, ...] = (
+    # profanity: swear words, incl. spaced and softened spellings the recogniser writes
+    _rule(
+        "ssibal",
+        PROFANITY,
+        STRONG,
+        _L
+        + r"씨(?:발|팔|빨|벌|바|뻘|부랄|부럴|부렁|방|불(?:놈|년|럴|알))|"
+        + _L
+        + r"씨\s(?:발|팔|빨|바(?=$|\s|알))"
+        + _R
+        + r"|씹(?:새|색|쌔|할|년|놈|창|팔|발|같|탱|만)|"
+        + _L
+        + r"씹(?=$|\s)|좆|썅|쌍\s?(?:놈|년)",
+    ),
+    _rule("sibal", PROFANITY, STRONG, _L + r"(?:시발|시팔|시빨|시\s발|시바(?=$|\s|알|라))" + _R),
+    _rule("sipal_18", PROFANITY, STRONG, _L + r"십\s?팔\s?(?:놈|년|새끼|것)"),
+    _rule(
+        "gaesaekki",
+        PROFANITY,
+        STRONG,
+        r"개\s?새\s?끼|개\s?색\s?기|개\s?쉐\s?(?:이|끼)|개\s?자식|개\s?같은\s?(?:년|놈|새끼)|"
+        r"개\s?같이\s?(?:일|하|굴)|개\s?년|개\s?놈",
+    ),
+    _rule(
+        "saekki",
+        PROFANITY,
+        MEDIUM,
+        r"(?:(?:이|저|그|이런|저런|미친|나쁜|호로|후레|망할|공무원|놈의|한심한|무능한)\s?새끼"
+        r"|새끼\s?(?:야|들아|가|들이|들|는|냐))",
+    ),
+    _rule("horo", PROFANITY, STRONG, r"호로\s?(?:새끼|자식|놈|년)|후레\s?(?:자식|새끼|놈)"),
+    _rule(
+        "byeongsin",
+        PROFANITY,
+        STRONG,
+        _L + r"(?:병신(?!고|청)|병\s신(?=$|\s|아|같|이)|븅\s?신|빙\s?신)",
+    ),
+    _rule("jiral", PROFANITY, STRONG, _L + r"지랄"),
+    _rule(
+        "michin_nom",
+        PROFANITY,
+        STRONG,
+        _L + r"미친\s?(?:놈|년|새끼|자식|개)|또라이|돌아이|정신\s?병자",
+    ),
+    _rule(
+        "jonna",
+        PROFANITY,
+        STRONG,
+        _L
+        + r"(?:존나|졸라(?!\s?매|\s?맸|서)|존내|좆나|존니|조낸|존\s나(?=\s)|개\s?짜증|개\s?빡(?:치|쳐|침|돌))",
+    ),
+    # compound swearing: 개같-, 엿 같-, 엿 먹어
+    _rule(
+        "gaegat",
+        PROFANITY,
+        STRONG,
+        _L + r"(?:개\s?같(?:은|네|다|이|아|애|어|지|냐|군)|엿\s?같|엿\s?(?:이나\s?)?먹어|개\s?좆)",
+    ),
+    _rule(
+        "yeombyeong",
+        PROFANITY,
+        STRONG,
+        _L + r"(?:염병|옘병|엠병|니미|니기미|느금|니애미|니애비|애미|애비\s?(?:없|뒤))",
+    ),
+    _rule("kkeojyeo", PROFANITY, MEDIUM, _L + r"(?:꺼져|닥쳐|닥치고|아가리)(?=$|\s|라|요)"),
+    _rule("cheomeok", PROFANITY, MEDIUM, r"처\s?먹|쳐\s?먹|처\s?자빠|뒤질래|뒈져|뒤져라"),
+    _rule(
+        "nom_nyeon",
+        PROFANITY,
+        MEDIUM,
+        r"(?:같은|이런|저런|나쁜|무능한|멍청한|미친|못된|썩을)\s?(?:놈|년)|"
+        + _L
+        + r"(?:이|저)\s?(?:놈|년)아|"
+        + _L
+        + r"(?:놈|년)아(?=$|\s)",
+    ),
+    # insult: demeaning the listener without swear words
+    _rule(
+        "meongcheong",
+        INSULT,
+        STRONG,
+        _L
+        + r"(?:멍청|멍텅|머저리|바보|등신|천치|저능|돌대가리|닭대가리|무뇌|찐따|얼간이"
+        r"|칠푼이|팔푼이)",
+    ),
+    _rule(
+        "muneung",
+        INSULT,
+        MEDIUM,
+        _L + r"(?:무능|무식|무개념|개념\s?(?:이|도)?\s?없|한심|능력\s?(?:도|이)?\s?없|"
+        r"머리\s?(?:가|는)?\s?(?:나쁘|장식|비었|텅)|뇌\s?(?:가|는)?\s?(?:있긴|없|비었))",
+    ),
+    _rule(
+        "wolgeup_lupin",
+        INSULT,
+        STRONG,
+        r"월급\s?루팡|세금\s?(?:도둑|벌레|충)|밥\s?버러지|버러지|식충|벌레\s?(?:만도|같은)|기생충|월급\s?도둑",
+    ),
+    _rule(
+        "trash_person",
+        INSULT,
+        STRONG,
+        r"쓰레기\s?(?:같은|같이|들|야|새끼|인간)|인간\s?(?:말종|쓰레기)|거지\s?같|양아치|꼰대|"
+        r"사람\s?(?:새끼|도)\s?아니",
+    ),
+    _rule(
+        "nom_official",
+        INSULT,
+        MEDIUM,
+        r"(?:공무원|직원|담당자|상담원|양반)\s?(?:놈|년|나부랭이|따위)|놈들|주제에|주제가|"
+        r"(?:귀가?|귀를)\s?먹었|짤려야|잘려야|수준\s?(?:이|하고는)\s?(?:그렇|뻔|낮)",
+    ),
+    _rule(
+        "put_down",
+        INSULT,
+        STRONG,
+        r"지능\s?(?:이|은|지수가?)?\s?(?:몇|낮|의심|떨어|모자)|"
+        r"정신\s?(?:이|을)?\s?(?:나간|빠진|나갔냐|나갔어|나갔니|없는\s?(?:놈|년|것|거|인간))|"
+        r"(?:부모|엄마|아빠|애미|애비)\S*\s?(?:그렇게|그따위로|뭘|그런\s?식으로)\s?가르(?:치디|치더냐|쳤냐|쳤니|치던|쳤어)|"
+        r"가정\s?교육\s?(?:을|도|이)?\s?(?:못|잘못|안)\s?받|"
+        r"(?:이런|그런|이것|그것|이거|그거)\s?(?:것)?\s?도\s?모르(?:게|냐|니|면서|나|고\s?앉아)|"
+        r"(?:학교|대학|초등학교)\s?(?:는|도|를|은)?\s?(?:제대로\s?)?(?:나왔|다녔|졸업했)(?:냐|니|어|나)",
+    ),
+    _rule(
+        "like_you",
+        INSULT,
+        MEDIUM,
+        _L
+        + r"(?:너|니|당신|그쪽|너네|니네|당신들)\s?같은\s?(?:게|것|거|애|놈|년|인간|사람|것들|애들|사람들|인간들)"
+        r"|(?:똑똑|대단|잘났|훌륭|유능|잘\s?하)\S*\s?(?:\S+\s){0,4}\S*(?:못\s?하|이따위|그\s?모양|엉망)"
+        r"|못\s?하는\s?(?:걸로|거로)\s?(?:는|치면)?\s?(?:상|일등|최고|일\s?등)",
+    ),
+    _rule(
+        "despise",
+        INSULT,
+        WEAK,
+        r"못한\s?것|불쌍하게\s?산|창피한\s?줄|부끄러운\s?줄|쪽팔린\s?줄|밥값도\s?못|숨만\s?쉬고|"
+        r"어떻게\s?붙었|대학\s?나왔",
+    ),
+    # threat: harm to the listener, their family, property or the office
+    _rule(
+        "kill",
+        THREAT,
+        STRONG,
+        r"죽(?:여|이)\s?(?:버(?!렸)|벌|삘|줄게|줄\s?거|놓|야|겠)|죽인다|죽일\s?(?:거|테|까|놈|년|수도)|"
+        r"죽이러|죽여(?=$|\s?(?:라|$))",
+    ),
+    _rule(
+        "you_die",
+        THREAT,
+        STRONG,
+        r"(?:넌|너|니|당신|만나면|걸리면|오면|나오면)\s?(?:이제\s?)?죽었(?:어|다)|죽을\s?줄\s?알|"
+        r"(?:죽고|뒤지고|뒈지고|디지고)\s?싶(?:냐|니|어\s?(?:서\s?)?(?:환장|안달))|살아서\s?못|같이\s?죽(?:자|자고)|"
+        r"(?:눈에\s?띄면|마주치면|걸리면|만나기만\s?하면|보이면|나타나면)\s?(?:\S+\s?){0,3}"
+        r"(?:끝(?:이야|이다|장|인\s?줄)|죽|각오|가만|그날로)",
+    ),
+    _rule(
+        "weapon",
+        THREAT,
+        STRONG,
+        _L + r"(?:칼|흉기|망치|몽둥이|쇠파이프|야구\s?방망이|낫|도끼|총|휘발유|시너|폭탄|염산)"
+        r"\s?(?:을|를|이|로|으로|하고)?(?:\s\S{1,3})?\s?"
+        r"(?:들고|가지고|갖고|챙겨|뿌리|뿌려|쑤셔|찔러|터뜨|붓|부어|놓고)",
+    ),
+    _rule(
+        "arson",
+        THREAT,
+        STRONG,
+        r"불\s?(?:을\s?)?(?:질러|지르|싸질러|태워\s?버|붙여\s?버|내\s?버)|폭파|터뜨려\s?버",
+    ),
+    _rule(
+        "violence",
+        THREAT,
+        STRONG,
+        r"때려\s?(?:부(?!쉈|서)|죽|패|버(?!렸)|줄)|팰\s?(?:거|테|까)|패\s?(?:버|줄|죽)|두들겨\s?(?:패|맞|줄)|"
+        r"한\s?대\s?(?:칠|치|맞|쳐|때)|맞고\s?싶|면상|모가지|목을\s?(?:따|비틀|졸라)|찔러\s?(?:버|죽|줄)|"
+        r"칼\s?(?:빵|침)|박살\s?(?:을\s?)?(?:내|낼|낸)|분질러|부러뜨려\s?(?:버|줄|놓)|묻어\s?버(?!렸)|"
+        r"끝장\s?(?:내|낼|낸)|부숴\s?버(?!렸)|엎어\s?버(?!렸)|쳐들어|밟아\s?(?:버|줄|죽)|반\s?죽여|피\s?(?:를|가)?\s?볼|아작",
+    ),
+    _rule(
+        "stalk",
+        THREAT,
+        STRONG,
+        r"(?:집|주소|사는\s?곳|사는\s?데|학교|직장|얼굴|신상|차\s?번호)\s?(?:을|를|이|가|도)?\s?"
+        r"(?:어딘지\s?|다\s?)?(?:알아\s?(?:내|낸|낼|냈|놨|뒀)|털어|찾아\s?(?:내|낸|낼|냈))|"
+        r"끝까지\s?(?:쫓아|찾아가|찾아낸|찾아낼)|쫓아\s?(?:간|갈|가서)|"
+        r"(?:집|사는\s?곳|사는\s?데)\s?(?:이|은|가)?\s?어디(?:야|냐(?!면)|니|인지\s?(?:알|찾|다))|"
+        r"어디\s?사는지\s?(?:\S+\s)?(?:알(?!려)|찾|다\s?알|안다)|어디\s?사(?:냐|니)(?=$|\s)|"
+        r"(?:얼굴|목소리|이름)\s?(?:을|도)?\s?(?:다\s?)?(?:기억했|기억해\s?뒀|기억해\s?둘|외웠|외워\s?뒀)(?!습니다|어요)|"
+        r"(?:밖에서|나와서|퇴근길에|길에서|주차장에서)\s?(?:한번\s?)?(?:보자|만나자|마주치면|만나면|두고\s?보자)",
+    ),
+    _rule(
+        "watch_out",
+        THREAT,
+        STRONG,
+        r"(?:밤길|퇴근길|뒤통수|몸|등\s?뒤|뒤|길)\s?(?:에|을|에는)?\s?조심\s?"
+        r"(?:해라|해$|해\s|하는\s?게\s?좋|하라고|해야\s?(?:할|될)\s?거|하쇼)|"
+        r"퇴근\s?(?:할\s?때|하면|하고)\s?(?:보자|조심|두고)|(?<!앞)뒤\s?(?:를|도)?\s?조심|"
+        r"(?:몇\s?시에|언제)\s?퇴근(?:하냐|하니|해|하는지)\S*\s?(?:\S+\s)?(?:기다|보자|찾아|따라)|(?:밤에|밤길에|혼자)\s?(?:혼자\s?)?다니지\s?마(?:라|$|\s)|(?:출근|퇴근)\s?하면\s?죽",
+    ),
+    _rule(
+        "wait_for_you",
+        THREAT,
+        WEAK,
+        r"기다릴\s?테니|기다리고\s?있을\s?테니|집\s?앞에\s?가\s?있|찾아가서|찾아\s?간다|찾아\s?갈\s?거|"
+        r"찾아\s?갈게|찾아간다|찾아갈",
+    ),
+    _rule(
+        "not_leave_alone",
+        THREAT,
+        MEDIUM,
+        r"가만\s?(?:안\s?(?:둔|둬|두|놔)|두지\s?않|놔두지\s?않|안\s?있|있지\s?않|못\s?둬)|가만두지|"
+        r"두고\s?(?:봐라|보자|봐$|봐\s)|어떻게\s?되는지\s?(?:보자|봐|두고)|"
+        r"각오\s?(?:해라|해$|해\s|하세요|하쇼|하시오|들\s?해)|경고\s?(?:했|한다)",
+    ),
+    _rule(
+        "family_harm",
+        THREAT,
+        MEDIUM,
+        r"(?:가족|애들|새끼들|자식|아이|부모|와이프|남편|아내|딸|아들)\s?(?:들)?\s?(?:이|을|은|도)?\s?(?:다\s?)?"
+        r"(?:어떻게\s?되는지|무사할|학교\s?어딘지|학교\s?어디|잘\s?(?:지내지|있지|있나)|안녕하지|조심하라)|"
+        r"무슨\s?일\s?(?:이\s?)?(?:생겨도|생기든|나도|당해도)\s?(?:난|나는)?\s?(?:모른|책임\s?못|책임\s?안)",
+    ),
+    # sexual harassment: comments on body or voice, sexual propositions, dating pressure
+    _rule(
+        "sexy_voice",
+        SEXUAL,
+        STRONG,
+        r"(?:목소리|숨소리|몸|얼굴)\s?(?:가|는|이|도|만)?\s?(?:너무|되게|진짜|참)?\s?"
+        r"(?:섹시|야하|야해|야한|꼴리|흥분)|섹시|꼴리|꼴린|꼴려",
+    ),
+    _rule(
+        "body",
+        SEXUAL,
+        STRONG,
+        r"(?:가슴|엉덩이|허벅지|유두|속옷|팬티|브라)\s?(?:가|이|는|을|를|도)?\s?"
+        r"(?:크|작|사이즈|몇|만지|만져|보여|빨|예쁘|예뻐|이쁘|무슨\s?색|벗|보고\s?싶|얘기)|몸매(?!\s?관리)|"
+        r"다리\s?(?:가|도)?\s?(?:예쁘|예쁠|이쁘|보여|만지)|치마\s?(?:입|짧)",
+    ),
+    _rule(
+        "sex_act",
+        SEXUAL,
+        STRONG,
+        r"섹스|성관계|잠자리\s?(?:는|를|도|하자|가지|자주|어때|같이|해)|"
+        + _L
+        + r"따먹|한\s?번\s?(?:하|자|대)자|신음\s?(?:소리)?\s?(?:한\s?번|내|들려)|"
+        r"모텔\s?(?:가자|갈래|가서|에서\s?(?:만나|보자))|(?:너랑|당신이랑|같이|나랑)\s?자고\s?싶|"
+        r"나랑\s?(?:한\s?번|자|잘|잠)|같이\s?(?:자자|잘래|밤\s?(?:보내|을))|하룻밤|(?:랑|하고)\s?자고\s?싶|(?:오늘|내일)\s?밤\s?같이|"
+        r"벗(?:은\s?(?:모습|몸|사진)|고\s?(?:있|영상|통화|사진|와|봐)|어\s?(?:봐|줘|줄래)|겨)|"
+        r"야한\s?(?:얘기|거|사진|생각|소리|목소리)|처녀|뽀뽀\s?(?:하고|해\s?줘|할래|하자)|키스\s?(?:하고|해|할)|안고\s?싶|만지고\s?싶|"
+        r"만져\s?(?:보고|주고|볼까)|빨아\s?(?:줘|줄|봐)|아무것도\s?안\s?입|"
+        r"(?:보\s?지|자\s?지)\s?(?:냄새|털|빨|구멍|맛)|야동|(?:몸|몸을)\s?(?:팔아|파는|팔았|팔고)|"
+        r"옷\s?(?:을\s?)?(?:다\s?)?벗(?:고|은|어|겨)|침대\s?(?:위)?에서\s?(?:도|는|같이|듣|해\s?줘|만나)|"
+        r"(?:한\s?번|한번)\s?(?:대|자)\s?(?:주면|줘|줄래|줄)|자고\s?(?:가|갈래|가자|가라)(?=$|\s)|"
+        r"모텔\s?(?:에서|으로|로|에)\s?(?:만나|보자|상담|놀|쉬|같이|둘이)|"
+        r"신음\s?(?:소리)?\s?(?:좀\s?)?(?:녹음해\s?(?:줘|줄)|내\s?봐|들려\s?줘|해\s?줘)",
+    ),
+    _rule(
+        "dating",
+        SEXUAL,
+        MEDIUM,
+        r"애인\s?(?:있|없|해\s?줄|돼|하자|할래)|(?:남자|여자)\s?친구\s?(?:있|없|랑\s?(?:잠|자|모텔))|"
+        r"(?:남친|여친)\s?(?:있|없)|데이트\s?(?:하자|할래|해요|한\s?번|신청|어때)|(?:나랑|둘이|같이)\s?(?:술|밥|커피)|"
+        r"(?:술|밥|커피)\s?(?:한\s?잔|먹|마시)\S*\s?(?:하자|할래|갈래|어때)|"
+        r"(?:오늘|이따|주말)\s?(?:밤|저녁)?\s?(?:에)?\s?나랑|자기야|내\s?스타일|예쁘게\s?입었|"
+        r"오빠랑|따로\s?(?:연락할게|만나자|만날래|보자|만나서)",
+    ),
+    _rule(
+        "age_ask",
+        SEXUAL,
+        WEAK,
+        r"(?:몇\s?살|나이가?\s?(?:어떻게|몇))|아가씨|처자|결혼\s?(?:했어|했냐|했니|안\s?했)|외롭지",
+    ),
+)
+
+_SEX_STRONG_NEEDS_CONTEXT = frozenset({"age_ask"})
+
+
+# --- context -------------------------------------------------------------------------------
+
+#: the listener is addressed: pronouns, vocatives, imperatives
+DIRECTED = re.compile(
+    _L
+    + r"(?:당신|너(?=$|\s|는|도|를|가|랑|한테|같|만|희|네|말|나)|넌|니(?=$|\s|가|들|네|놈|년)|"
+    r"네가|너희|니들|너네|댁|자기야|아가씨|"
+    r"언니|아줌마|아저씨야|야(?=\s)|이\s?(?:양반|인간|자식|사람아)|그쪽)"
+    r"|(?:새끼|놈|년|병신|양반|인간|멍청이|자식|아저씨|아줌마)\s?(?:아|야|들아|들)?(?=$|\s)"
+    r"|(?:아|야|들아|놈아|년아)$|(?:해라|봐라|하지\s?마|나와|기다려|받아|알아|조심해)(?:$|\s)"
+)
+
+#: the caller reports what someone else said or did
+QUOTE_FRAME = re.compile(
+    r"(?:이?라고|다고|자고|냐고|라는|라며|라면서|하면서|이러면서|그러면서|거리면서|하고)\s?"
+    r"(?:했|하더|하던|해서|했다|소리|욕|말|그러|그랬|쓰|썼|써|문자|협박|놀|침|따라|계속|들었|하네|하셨|하시|해요|했어|올렸|보냈)"
+    r"|(?:그러더라|그랬대|했대|하더라고|하던데|했다는|했다니까|했답니다|들었대|들었다고)"
+    r"|(?:이?라고|다고|이?라는|다는)\s?(?:적혀|적힌|써\s?있|써\s?놓|쓰여|단어|문구|표현|낙서|글|말이|말\s?들어|욕이)"
+    r"|이렇게\s?(?:써|적혀|쓰여)\s?(?:있|놨)"
+    r"|이런\s?(?:건|거|말|단어|욕)\s?(?:은|는|도|이|을)?\s?(?:걸러|필터|차단|금지|써도|해도|나와|들어)"
+)
+
+#: the caller tells about abuse by someone else (without necessarily quoting it)
+REPORTED = re.compile(
+    r"(?:들었어요|당했|당하|당하셨|당한)"
+    r"|(?:신고|고소|고발|상담|처벌|문의)\s?(?:하려|하려고|할|해야|하고|받|할\s?수|드려|되나|돼요|가\s?되)"
+    r"|(?:협박|폭언|욕설|막말|모욕|희롱|성희롱|성추행|추행|폭행|폭력|학대|스토킹|괴롭힘|악플|놀림|욕)\s?(?:을|를|이|에|에게|까지)?\s?(?:했|하|당|들|받|시달|문자|보냈|써|하고|해서|해요|하더|하는)"
+    r"|(?:욕설|성희롱|음란|혐오|비방)\s?(?:글|댓글|게시물|문자|낙서|필터|방송|가사|현수막)"
+    r"|(?:저보고|저더러|제게|저희\s?(?:어머니|아버지|애|딸|아들)|우리\s?(?:애|딸|아들|아이|어머니|아버지|엄마|아빠))"
+)
+
+#: someone other than the caller and the listener is the subject (weaker than REPORTED)
+THIRD_PARTY = re.compile(
+    _L
+    + r"(?:옆집|아랫집|윗집|위층|아래층|이웃|상대방|상대편|남편|아내|아들|딸|애가|애들이|학생들?이|"
+    r"기사가|손님이|아저씨가|할아버지가|할머니가|남자가|여자가|사람이|사람들이|선생이|직원이|"
+    r"상사가|친구가|어떤\s?사람|누가(?=\s?(?:저|제|우리|자꾸|계속|몰래|밤마다|매일))|누군가|저한테|단톡방|댓글|"
+    r"(?:현수막|전단지|게시판|낙서|가사|노래|드라마|방송|문자|벽|간판|문구)\s?(?:에|에서|에는))"
+)
+
+#: lawful pressure: legal, administrative or media action
+LAWFUL = re.compile(
+    r"소송|고소|고발|법적|변호사|법원|재판|행정\s?(?:심판|소송)|손해\s?배상|감사\s?(?:청구|원|실)|감사원|국민\s?신문고|신문고|"
+    r"민원\s?(?:을|을\s?정식으로)?\s?(?:넣|제기|접수|올리)|언론|기자|방송|제보|유튜브|국민\s?청원|청원|진정\s?(?:을|서)?\s?(?:넣|내)|"
+    r"인권\s?위|시위|정보\s?공개|이의\s?신청|국정\s?감사|구의원|시의원|국회의원|시장실|구청장실|항의|녹음|증거|신고\s?(?:하겠|할\s?거|할게)|"
+    r"절차|정식으로|책임\s?(?:을\s?)?(?:묻|지게)"
+)
+
+#: threat rules that lawful pressure makes civil ("가만있지 않겠습니다, 법적 절차 밟겠습니다")
+_LAWFUL_SOFTENS = frozenset({"not_leave_alone", "wait_for_you"})
+
+
+@dataclass(frozen=True)
+class RuleHit:
+    name: str
+    category: str
+    strength: float
+    start: int
+    end: int
+    #: True when the hit sits inside reported speech or lawful pressure and counts less
+    discounted: bool = False
+
+
+@dataclass(frozen=True)
+class TextAnalysis:
+    text: str
+    normalized: str
+    masked: str
+    hits: tuple[RuleHit, ...]
+    homographs: tuple[str, ...]
+    directed: bool
+    reported: bool
+    lawful: bool
+
+    def category_evidence(self) -> dict[str, float]:
+        """Per abusive category, the strongest rule evidence after context (0..1)."""
+        evidence = dict.fromkeys(ABUSIVE, 0.0)
+        for hit in self.hits:
+            value = hit.strength * (0.25 if hit.discounted else 1.0)
+            evidence[hit.category] = max(evidence[hit.category], value)
+        return evidence
+
+    def reasons(self) -> tuple[str, ...]:
+        names = [f"rule:{h.name}" + (":discounted" if h.discounted else "") for h in self.hits]
+        names += [f"homograph:{h}" for h in self.homographs]
+        for flag in ("directed", "reported", "lawful"):
+            if getattr(self, flag):
+                names.append(f"context:{flag}")
+        return tuple(dict.fromkeys(names))
+
+
+def _mask(text: str) -> tuple[str, tuple[str, ...]]:
+    found = []
+    for name, pattern in HOMOGRAPHS:
+        if pattern.search(text):
+            found.append(name)
+            text = pattern.sub(lambda m: "#" * len(m.group(0)), text)
+    return text, tuple(found)
+
+
+def analyze(text: str) -> TextAnalysis:
+    """Normalise ``text``, mask homographs, find rule hits and context cues."""
+    normalized = normalize(text)
+    masked, homographs = _mask(normalized)
+    # a quote frame ("…라고 했어요") wraps what precedes it: a "너"/"당신" there is quoted
+    quote_end = max((m.end() for m in QUOTE_FRAME.finditer(masked)), default=-1)
+    directed = any(m.start() >= quote_end for m in DIRECTED.finditer(masked))
+    reported = (
+        quote_end >= 0
+        or bool(REPORTED.search(masked))
+        or (not directed and bool(THIRD_PARTY.search(masked)))
+    )
+    lawful = bool(LAWFUL.search(masked))
+    hits: list[RuleHit] = []
+    for rule in RULES:
+        for match in rule.pattern.finditer(masked):
+            if match.end() == match.start():
+                continue
+            discounted = (
+                match.start() < quote_end
+                or (reported and not directed)
+                or (lawful and rule.name in _LAWFUL_SOFTENS)
+            )
+            strength = rule.strength
+            if rule.name in _SEX_STRONG_NEEDS_CONTEXT and not directed:
+                strength = WEAK / 2
+            hits.append(
+                RuleHit(rule.name, rule.category, strength, match.start(), match.end(), discounted)
+            )
+            break  # one hit per rule is enough
+    return TextAnalysis(
+        text=text,
+        normalized=normalized,
+        masked=masked,
+        hits=tuple(hits),
+        homographs=homographs,
+        directed=directed,
+        reported=reported,
+        lawful=lawful,
+    )
+
+
+def rule_verdict(analysis: TextAnalysis, threshold: float = 0.6) -> tuple[str, float]:
+    """Keyword-only verdict: the most severe category whose evidence reaches ``threshold``.
+
+    Returns ``(category, score)``; ``("clean", strongest evidence)`` when none reaches it.
+    """
+    evidence = analysis.category_evidence()
+    best = max(evidence.values())
+    if best < threshold:
+        return CLEAN, best
+    for category in ABUSIVE:
+        if evidence[category] >= max(threshold, best - 0.31):
+            return category, evidence[category]
+    return CLEAN, best  # pragma: no cover - unreachable
+
+
+def feature_tokens(analysis: TextAnalysis) -> list[str]:
+    """Symbolic features for the linear model: rule hits, context flags and their crossings."""
+    tokens = []
+    ctx = (
+        ("R" if analysis.reported else "")
+        + ("L" if analysis.lawful else "")
+        + ("D" if analysis.directed else "")
+    )
+    tokens.append(f"ctx={ctx or '-'}")
+    for flag in ("directed", "reported", "lawful"):
+        if getattr(analysis, flag):
+            tokens.append(f"flag={flag}")
+    for hit in analysis.hits:
+        level = "s" if hit.strength >= STRONG else ("m" if hit.strength >= MEDIUM else "w")
+        tokens.append(f"rule={hit.name}")
+        tokens.append(f"cat={hit.category}:{level}")
+        tokens.append(f"cat={hit.category}:{level}:{ctx or '-'}")
+    for name in analysis.homographs:
+        tokens.append(f"homograph={name}")
+    return tokens

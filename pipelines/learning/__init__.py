@@ -1,0 +1,1 @@
+"""The learning loop: staff feedback → retraining from ClickHouse → gated promotion → reload."""

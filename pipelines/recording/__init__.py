@@ -1,0 +1,1 @@
+"""The recording-consent and recording-assembly stream (issue 5)."""
