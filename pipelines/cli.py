@@ -19,6 +19,7 @@ from rich.table import Table
 from pipelines.abuse_cli import classify, evaluate_text, train_text
 from pipelines.learning_cli import feedback
 from pipelines.logs import setup_logging
+from pipelines.models_cli import models, retrain
 from pipelines.recordings_cli import recordings
 from pipelines.settings import Settings
 from pipelines.speech_cli import analyze, transcribe
@@ -74,6 +75,8 @@ def main(ctx: click.Context, config: Path | None, log_level: str | None) -> None
       callguard report          monthly abuse report (HTML + PDF)
       callguard dashboards      Grafana dashboards as code (export / push)
       callguard recordings      list, decrypt (authorised, audited), purge expired recordings
+      callguard retrain         retrain the text model on staff feedback (gated promotion)
+      callguard models          text-model versions: list, promote, rollback
     """
     overrides: dict[str, Any] = {}
     if config:
@@ -561,6 +564,8 @@ main.add_command(analyze)
 main.add_command(classify)  # pipelines/abuse_cli.py
 main.add_command(evaluate_text)
 main.add_command(train_text)
+main.add_command(models)  # pipelines/models_cli.py
+main.add_command(retrain)
 
 if __name__ == "__main__":
     main()

@@ -141,6 +141,10 @@ class Settings(BaseSettings):
     text_model_dir: Path | None = Field(
         None, description="text classifier model folder (default: the promoted/shipped model)"
     )
+    # Learning loop (issue 7): versioned models, `callguard models` / `callguard retrain`
+    model_registry_dir: Path | None = Field(
+        None, description="model registry folder (default: <data_dir>/models)"
+    )
     streams: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["all"],
         description="streams this worker runs: all, or some of calls, audio, timeout, citizen, "
@@ -236,6 +240,11 @@ class Settings(BaseSettings):
     def recordings_path(self) -> Path:
         """Where the recording store keeps its files."""
         return (self.recordings_dir or self.data_dir / "recordings").expanduser().resolve()
+
+    @property
+    def model_registry_path(self) -> Path:
+        """Where the model registry keeps versions and registry.json."""
+        return (self.model_registry_dir or self.data_dir / "models").expanduser().resolve()
 
     @property
     def chdb_path(self) -> Path:

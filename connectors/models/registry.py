@@ -183,7 +183,9 @@ class ModelRegistry:
                 previous = str(event["from"])
                 if previous in data["versions"]:
                     return previous
-        raise RegistryError(f"nothing to roll back to: {current or 'no version'} has no predecessor")
+        raise RegistryError(
+            f"nothing to roll back to: {current or 'no version'} has no predecessor"
+        )
 
     def next_version(self) -> str:
         data = self._read()
@@ -332,3 +334,20 @@ def _order(info: VersionInfo) -> tuple[int, str]:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def current_model_dir(root: Path, model: str = TEXT_MODEL) -> Path | None:
+    """The registry's current version folder; None when there is no registry (or it is
+    unreadable, or the folder is gone: the caller then uses the shipped model)."""
+    import logging
+
+    log = logging.getLogger(__name__)
+    try:
+        path = ModelRegistry(root, model).current_path()
+    except (OSError, ValueError, KeyError) as exc:
+        log.warning("model registry in %s unreadable (%s): using the shipped model", root, exc)
+        return None
+    if path is not None and not (path / "config.json").exists():
+        log.warning("registry's current %s model %s is missing: using the shipped one", model, path)
+        return None
+    return path

@@ -29,7 +29,15 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from pipelines.core import abuse_text
-from pipelines.core.abuse_text import ABUSIVE, CATEGORIES, CLEAN, MEDIUM, STRONG, THREAT, TextAnalysis
+from pipelines.core.abuse_text import (
+    ABUSIVE,
+    CATEGORIES,
+    CLEAN,
+    MEDIUM,
+    STRONG,
+    THREAT,
+    TextAnalysis,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL_DIR = REPO / "models" / "abuse-text" / "v1"
@@ -164,6 +172,10 @@ class ModelConfig:
     strong_rule_floor: float = 0.9
     #: an undiscounted MEDIUM rule hit lifts its category to at least this (0: off)
     medium_rule_floor: float = 0.0
+    #: ... but only where the model itself gives that category at least this probability
+    #: (0: always).  `callguard retrain` sets it, so staff feedback on a MEDIUM rule that
+    #: misfires (a homograph the rules do not mask) can overrule the floor.
+    medium_floor_min_model: float = 0.0
     #: reported speech with no sign of being addressed to the listener caps every category
     reported_cap: float = 0.35
     #: lawful pressure ("소송", "찾아가서 항의") with no undiscounted threat rule caps threat
@@ -264,6 +276,7 @@ class LinearAbuseClassifier:
     def classify_one(self, text: str) -> TextVerdict:
         analysis = abuse_text.analyze(text)
         probs = self.model_probs(analysis)
+        model_probs = dict(probs)
         reasons = list(analysis.reasons())
         cfg = self.config
         for hit in analysis.hits:
@@ -272,7 +285,8 @@ class LinearAbuseClassifier:
             if hit.strength >= STRONG:
                 probs[hit.category] = max(probs[hit.category], cfg.strong_rule_floor)
             elif hit.strength >= MEDIUM and cfg.medium_rule_floor:
-                probs[hit.category] = max(probs[hit.category], cfg.medium_rule_floor)
+                if model_probs[hit.category] >= cfg.medium_floor_min_model:
+                    probs[hit.category] = max(probs[hit.category], cfg.medium_rule_floor)
         threat_rule = any(
             h.category == THREAT and not h.discounted and h.strength >= MEDIUM
             for h in analysis.hits

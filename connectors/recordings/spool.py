@@ -58,6 +58,7 @@ class Spool:
     def __init__(self, root: Path, keyring: Keyring) -> None:
         self.root = Path(root)
         self.keyring = keyring
+        self._keys: dict[Path, tuple[str, bytes]] = {}  # open spools' keys (no re-read per chunk)
 
     def path(self, call_id: str, leg: str) -> Path:
         return self.root / f"{safe_name(call_id)}.{leg}.spool"
@@ -72,15 +73,20 @@ class Spool:
         return f"{call_id}\x00{leg}\x00".encode() + head
 
     def _file_key(self, path: Path) -> tuple[str, bytes]:
+        cached = self._keys.get(path)
+        if cached is not None:
+            return cached
         with path.open("rb") as f:
             head = f.read(FILE_HEADER)
         if len(head) < FILE_HEADER or head[: len(MAGIC)] != MAGIC:
             raise SpoolCorrupt("bad spool file header")
         key_id = head[len(MAGIC) :].rstrip(b"\x00").decode("utf-8", "replace")
         try:
-            return key_id, self.keyring.key(key_id)
+            found = key_id, self.keyring.key(key_id)
         except UnknownKey:
             raise SpoolCorrupt("spool sealed with a key that is not in the keyring") from None
+        self._keys[path] = found
+        return found
 
     def truncate(self, call_id: str, leg: str, length: int) -> None:
         """Cut the spool to ``length`` bytes (0 removes it)."""
@@ -100,6 +106,7 @@ class Spool:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(MAGIC + key_id.encode().ljust(KEY_ID_BYTES, b"\x00"))
+            self._keys[path] = (key_id, key)
         else:
             key_id, key = self._file_key(path)
         head = _RECORD.pack(
@@ -147,8 +154,10 @@ class Spool:
         return out
 
     def delete(self, call_id: str, leg: str) -> None:
+        path = self.path(call_id, leg)
+        self._keys.pop(path, None)
         with contextlib.suppress(FileNotFoundError):
-            self.path(call_id, leg).unlink()
+            path.unlink()
 
     def reset(self, call_id: str, leg: str) -> None:
         """Start the leg's spool afresh (before a rebuild)."""

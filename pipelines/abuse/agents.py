@@ -108,8 +108,11 @@ def register_transcriber(
         if not utterances:
             return
         loop = asyncio.get_running_loop()
+        if not loaded:  # the first call loads the models (seconds): off the event loop
+            await loop.run_in_executor(None, get_analyzer)
+        analyzer_ = get_analyzer()
         for utterance in utterances:
-            transcript = await loop.run_in_executor(None, get_analyzer().analyze, utterance)
+            transcript = await loop.run_in_executor(None, analyzer_.analyze, utterance)
             if transcript is not None:
                 await send_record(transcripts, transcript.call_id, transcript)
 

@@ -218,7 +218,8 @@ def _num(value: Any) -> float:
 
 
 def classifier_loader(settings: Settings) -> Callable[[str | Path | None], TextClassifier]:
-    """Loads a text classifier folder (None = the default), with the office's local terms."""
+    """Loads a text classifier folder (None = the registry's current version, else the shipped
+    model), with the office's local terms."""
     from connectors.models.text_classifier import load_text_classifier
 
     terms = (
@@ -228,6 +229,10 @@ def classifier_loader(settings: Settings) -> Callable[[str | Path | None], TextC
     )
 
     def load(path: str | Path | None) -> TextClassifier:
+        if not path:  # the model registry's current version, else the shipped model
+            from connectors.models.registry import current_model_dir
+
+            path = current_model_dir(settings.model_registry_path)
         classifier = load_text_classifier(Path(path) if path else None)
         return WithLocalTerms(classifier, terms) if terms else classifier
 

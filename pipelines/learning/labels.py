@@ -50,8 +50,12 @@ class LabeledText:
 
     def as_row(self) -> dict[str, Any]:
         """The shape :func:`connectors.models.evaluate.evaluate` reads."""
-        return {"id": self.subject, "text": self.text, "category": self.category,
-                "kind": f"feedback:{self.label}"}
+        return {
+            "id": self.subject,
+            "text": self.text,
+            "category": self.category,
+            "kind": f"feedback:{self.label}",
+        }
 
 
 @dataclass
@@ -102,8 +106,9 @@ def resolve(rows: Iterable[FeedbackRow]) -> tuple[list[LabeledText], LabelStats]
             stats.unknown_category += 1
             continue
         out.append(
-            LabeledText(subject, text.strip(), winner.category, winner.label, winner.role,
-                        winner.ts_ms)
+            LabeledText(
+                subject, text.strip(), winner.category, winner.label, winner.role, winner.ts_ms
+            )
         )
     out.sort(key=lambda t: (t.ts_ms, t.subject))
     stats.used = len(out)

@@ -102,9 +102,9 @@ class Recipe:
     public_cap: int = 12000
     #: one feedback example counts as this many phone-domain examples
     feedback_weight: float = 10.0
-    #: spoken-style variants added per feedback example (fillers, split words), each
-    #: weighted like the original: helps the model learn the kind, not the exact string
-    augment: int = 0
+    #: candidates' ``medium_floor_min_model``: a MEDIUM rule's floor needs at least this
+    #: model probability, so feedback can overrule a rule that misfires on a homograph
+    medium_floor_min_model: float = 0.05
     #: sanity check of the gate only: permute every training label (a model to refuse)
     shuffle_labels: bool = False
 
@@ -223,24 +223,26 @@ def load_base(
     key = base_cache_key(data_dir, phone_path, recipe)
     cache = cache_dir / f"base-{key}.npz" if cache_dir is not None else None
     if cache is not None and cache.exists():
-        with contextlib.suppress(OSError, ValueError, KeyError):
-            with np.load(cache, allow_pickle=False) as data:
-                meta = json.loads(str(data["meta"]))
-                return BaseData(
-                    x_train=_load_csr("xt", data),
-                    y_train=data["y_train"],
-                    w_train=data["w_train"],
-                    x_cal=_load_csr("xc", data),
-                    y_cal=data["y_cal"],
-                    w_cal=data["w_cal"],
-                    cal_rows=meta["cal_rows"],
-                    sources=meta["sources"],
-                    phone_kinds=meta["phone_kinds"],
-                    public=meta["public"],
-                    key=key,
-                    seconds=time.perf_counter() - started,
-                    cached=True,
-                )
+        with (
+            contextlib.suppress(OSError, ValueError, KeyError),
+            np.load(cache, allow_pickle=False) as data,
+        ):
+            meta = json.loads(str(data["meta"]))
+            return BaseData(
+                x_train=_load_csr("xt", data),
+                y_train=data["y_train"],
+                w_train=data["w_train"],
+                x_cal=_load_csr("xc", data),
+                y_cal=data["y_cal"],
+                w_cal=data["w_cal"],
+                cal_rows=meta["cal_rows"],
+                sources=meta["sources"],
+                phone_kinds=meta["phone_kinds"],
+                public=meta["public"],
+                key=key,
+                seconds=time.perf_counter() - started,
+                cached=True,
+            )
 
     rng = random.Random(recipe.seed)
     phone = load_phone(phone_path)
@@ -265,9 +267,7 @@ def load_base(
         x_cal=featurize(hasher, [e.text for e in cal_rows]),
         y_cal=np.array([CLASSES.index(e.category) for e in cal_rows]),
         w_cal=np.array([e.weight for e in cal_rows], dtype=np.float64),
-        cal_rows=[
-            {"text": e.text, "category": e.category, "source": e.source} for e in cal_rows
-        ],
+        cal_rows=[{"text": e.text, "category": e.category, "source": e.source} for e in cal_rows],
         sources=dict(Counter(e.source.split(":")[0] for e in train_rows)),
         phone_kinds=dict(Counter(e.source for e in phone)),
         public=bool(public),
@@ -293,7 +293,7 @@ def load_base(
         for old in cache.parent.glob("base-*.npz"):
             old.unlink(missing_ok=True)  # one cached base at a time
         tmp = cache.with_name(cache.name + ".tmp.npz")
-        np.savez(tmp, **arrays)
+        np.savez(tmp, allow_pickle=False, **arrays)
         tmp.replace(cache)
     base.seconds = time.perf_counter() - started
     return base
@@ -309,31 +309,23 @@ def _platt(logit: np.ndarray, target: np.ndarray, weight: np.ndarray) -> list[fl
     return result
 
 
-_FILLERS = ("어", "음", "아니", "저기", "그", "네", "그러니까", "아 진짜", "예")
-_ENDINGS = ("", "", "진짜", "지금", "네", "그래서요", "아니 근데")
+#: inference settings a candidate takes over from the current model (its family)
+FAMILY_KNOBS = (
+    "threshold",
+    "strong_rule_floor",
+    "medium_rule_floor",
+    "reported_cap",
+    "lawful_threat_cap",
+    "priority",
+)
 
 
-def spoken_variants(text: str, rng: random.Random, n: int) -> list[str]:
-    """Up to ``n`` spoken-style variants of ``text`` (a filler before or after, a word the
-    recogniser split in two), none equal to the text."""
-    out: list[str] = []
-    for _ in range(n * 4):
-        if len(out) >= n:
-            break
-        words = text.split()
-        if rng.random() < 0.6:
-            words.insert(0, rng.choice(_FILLERS))
-        if rng.random() < 0.5:
-            words.append(rng.choice(_ENDINGS))
-        if rng.random() < 0.3:
-            i = rng.randrange(len(words))
-            if len(words[i]) >= 3:
-                cut = rng.randrange(1, len(words[i]))
-                words[i : i + 1] = [words[i][:cut], words[i][cut:]]
-        variant = " ".join(w for w in words if w)
-        if variant != text and variant not in out:
-            out.append(variant)
-    return out
+def family_of(classifier: Any) -> dict[str, Any]:
+    """The inference settings of ``classifier`` (a LinearAbuseClassifier) to carry over."""
+    config = getattr(classifier, "config", None)
+    if config is None:
+        return {}
+    return {k: getattr(config, k) for k in FAMILY_KNOBS if hasattr(config, k)}
 
 
 def fit(
@@ -341,8 +333,10 @@ def fit(
     feedback: Sequence[LabeledText],
     recipe: Recipe,
     version: str,
+    family: dict[str, Any] | None = None,
 ) -> LinearAbuseClassifier:
-    """A candidate on base + ``feedback`` (weighted), calibrated on base's held-out rows."""
+    """A candidate on base + ``feedback`` (weighted), calibrated on base's held-out rows;
+    ``family``: inference settings of the current model (see :data:`FAMILY_KNOBS`)."""
     from scipy import sparse
     from sklearn.linear_model import SGDClassifier
 
@@ -351,17 +345,10 @@ def fit(
     hasher = FeatureHasher(n_features=recipe.n_features)
     x, y, w = base.x_train, base.y_train, base.w_train
     if feedback:
-        rng = random.Random(recipe.seed)
-        texts = [t.text for t in feedback]
-        cats = [t.category for t in feedback]
-        for t in feedback:
-            for v in spoken_variants(t.text, rng, recipe.augment):
-                texts.append(v)
-                cats.append(t.category)
-        x_fb = featurize(hasher, texts)
+        x_fb = featurize(hasher, [t.text for t in feedback])
         x = sparse.vstack([x, x_fb], format="csr")
-        y = np.concatenate([y, [CLASSES.index(c) for c in cats]])
-        w = np.concatenate([w, np.full(len(texts), recipe.feedback_weight)])
+        y = np.concatenate([y, [CLASSES.index(t.category) for t in feedback]])
+        w = np.concatenate([w, np.full(len(feedback), recipe.feedback_weight)])
     if recipe.shuffle_labels:
         y = np.random.default_rng(recipe.seed).permutation(y)
     counts = Counter(y.tolist())
@@ -380,7 +367,14 @@ def fit(
         raise RuntimeError(f"training data lacks a class: {model.classes_}")
     weights = model.coef_.T.astype(np.float16)
     bias = model.intercept_.astype(np.float32)
-    config = ModelConfig(version=version, hasher=hasher.config(), calibration={}, link="ovr")
+    config = ModelConfig(
+        version=version,
+        hasher=hasher.config(),
+        calibration={},
+        link="ovr",
+        **{k: v for k, v in (family or {}).items() if k in FAMILY_KNOBS},
+    )
+    config.medium_floor_min_model = recipe.medium_floor_min_model
     # calibration: Platt per abusive category on the held-out one-vs-rest logits, computed
     # from the same float16 weights inference uses (= LinearAbuseClassifier.ovr_logits)
     logits = np.asarray(base.x_cal @ weights.astype(np.float32)) + bias
@@ -492,14 +486,20 @@ def decide(current: Scores, candidate: Scores, gate: Gate = Gate()) -> Decision:
             b = float(candidate.holdout["per_category"][category]["f1"])
             checked = support >= gate.min_support
             rows.append(
-                ("holdout", f"{category} (n={support})", a, b, round(b - a, 4),
-                 (b - a >= -gate.tolerance) or not checked)
+                (
+                    "holdout",
+                    f"{category} (n={support})",
+                    a,
+                    b,
+                    round(b - a, 4),
+                    (b - a >= -gate.tolerance) or not checked,
+                )
             )
     decision = Decision(False, "", rows, current.score, candidate.score)
     regressed = [f"{s} {c}" for s, c, _a, _b, _d, ok in rows if not ok]
     if regressed:
-        decision.reason = (
-            f"refused: F1 drops by more than {gate.tolerance} on " + ", ".join(regressed)
+        decision.reason = f"refused: F1 drops by more than {gate.tolerance} on " + ", ".join(
+            regressed
         )
     elif candidate.score <= current.score:
         decision.reason = (
@@ -519,7 +519,7 @@ def decide(current: Scores, candidate: Scores, gate: Gate = Gate()) -> Decision:
 
 @dataclass
 class RetrainResult:
-    status: str  # promoted | refused | dry-run | skipped
+    status: str  # promoted | refused | dry-run | skipped | unpublished
     message: str
     version: str = ""
     out_dir: Path | None = None
@@ -599,14 +599,15 @@ def retrain(
     name = "dry-run" if dry_run else registry.next_version()
     today = dt.datetime.fromtimestamp(now(), dt.UTC).date().isoformat()
     classifier_version = f"abuse-text-{name}-{today}"
+    current_info = registry.current()
+    current_model = load_text_classifier(current_info.path if current_info else None)
+    family = family_of(current_model)
     progress.step(f"training candidate {name} ({len(train_fb)} feedback labels)")
     with timed("train_candidate"):
-        candidate = fit(base, train_fb, recipe, classifier_version)
+        candidate = fit(base, train_fb, recipe, classifier_version, family)
 
     # 4. gate
     progress.step("evaluating candidate and current model")
-    current_info = registry.current()
-    current_model = load_text_classifier(current_info.path if current_info else None)
     dev_rows = load_devset(devset)
     with timed("evaluate"):
         current_scores = score(current_model, dev_rows, holdout)
@@ -622,7 +623,7 @@ def retrain(
         for fraction in curve_points:
             k = round(len(train_fb) * fraction)
             progress.step(f"learning curve: {k} of {len(train_fb)} feedback labels")
-            model = fit(base, train_fb[:k], recipe, f"{classifier_version}-curve-{k}")
+            model = fit(base, train_fb[:k], recipe, f"{classifier_version}-curve-{k}", family)
             curve_rows.append(_curve_row(fraction, k, score(model, dev_rows, holdout)))
         if curve and max(curve) >= 1.0:
             curve_rows.append(_curve_row(1.0, len(train_fb), candidate_scores))
@@ -639,9 +640,24 @@ def retrain(
 
     curve_files = write_curve(out_dir, curve_rows, title=f"{name}: F1 vs feedback labels")
     metrics = _metrics(
-        candidate, base, stats, train_fb, holdout, current_info, current_scores,
-        candidate_scores, decision, gate, recipe, curve_rows, dev_rows, devset, timings,
-        started, today, name,
+        candidate,
+        base,
+        stats,
+        train_fb,
+        holdout,
+        current_info,
+        current_scores,
+        candidate_scores,
+        decision,
+        gate,
+        recipe,
+        curve_rows,
+        dev_rows,
+        devset,
+        timings,
+        started,
+        today,
+        name,
     )
     metrics["learning_curve_files"] = [p.name for p in curve_files]
     (out_dir / "metrics.json").write_text(
@@ -661,12 +677,31 @@ def retrain(
         return result
 
     info = registry.register(
-        name, out_dir, status="candidate", metrics=headline_metrics(metrics),
-        note=decision.reason, now_ms=int(now() * 1000),
+        name,
+        out_dir,
+        status="candidate",
+        metrics=headline_metrics(metrics),
+        note=decision.reason,
+        now_ms=int(now() * 1000),
     )
     if decision.promote:
-        result.promotion = promote(registry, info, by=by, reason=decision.reason,
-                                   publish=publish, now_ms=int(now() * 1000))
+        try:
+            result.promotion = promote(
+                registry,
+                info,
+                by=by,
+                reason=decision.reason,
+                publish=publish,
+                now_ms=int(now() * 1000),
+            )
+        except Exception as exc:  # noqa: BLE001 - Kafka away: keep the candidate, say so
+            note = f"passed the gate but was not promoted: publishing failed ({exc})"
+            registry.set_status(name, "candidate", note)
+            result.status = "unpublished"
+            result.message = (
+                f"{decision.reason}; {note}. Run `callguard models promote {name}` when "
+                "Kafka is reachable."
+            )
     else:
         registry.set_status(name, "refused", decision.reason)
     result.seconds = time.perf_counter() - started
@@ -730,12 +765,21 @@ def _metrics(
     name: str,
 ) -> dict[str, Any]:
     metrics: dict[str, Any] = {"version": candidate.version}
-    keep = ("n", "per_category", "macro_f1_abusive", "binary", "clean_fp_rate",
-            "hard_negative_fp_rate", "ms_per_utterance", "kinds")
+    keep = (
+        "n",
+        "per_category",
+        "macro_f1_abusive",
+        "binary",
+        "clean_fp_rate",
+        "hard_negative_fp_rate",
+        "ms_per_utterance",
+        "kinds",
+    )
     metrics["devset"] = {k: candidate_scores.dev[k] for k in keep}
     cal = [{"text": r["text"], "category": r["category"]} for r in base.cal_rows]
-    phone_cal = [r for r, src in zip(cal, base.cal_rows, strict=True)
-                 if src["source"].startswith("phone")]
+    phone_cal = [
+        r for r, src in zip(cal, base.cal_rows, strict=True) if src["source"].startswith("phone")
+    ]
     if phone_cal:
         report = evaluate(candidate, phone_cal)
         metrics["heldout_phone_domain"] = {k: report[k] for k in keep if k != "kinds"}
@@ -809,7 +853,8 @@ def write_card(
         "file and the feedback only.**"
     )
     holdout = metrics.get("feedback_holdout")
-    text = f"""# Abuse text classifier `{metrics["version"]}` (registry {metrics["registry_version"]})
+    title = f"Abuse text classifier `{metrics['version']}` (registry {metrics['registry_version']})"
+    text = f"""# {title}
 
 Retrained {training["date"]} in {training["seconds"]} s by `callguard retrain`
 (`pipelines/learning/retrain.py`): the v1 model family (rules + hashed character 1–4-gram

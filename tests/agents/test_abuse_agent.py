@@ -140,7 +140,9 @@ async def test_silence_and_hallucinations_produce_no_transcript(
     transcriber._queue.append("시청해 주셔서 감사합니다")
     app = abuse_app
     async with app.agents["callguard.abuse.transcribe"].test_context() as ctx:
-        for chunk in chunks("c-2", [(3000, 0.0), (1000, 0.05), (600, 0.0)]):
+        # trailing silence: the utterance closes before the final chunk, so the agent has
+        # finished with it by the time the test context ends
+        for chunk in chunks("c-2", [(3000, 0.0), (1000, 0.05), (1600, 0.0)]):
             await ctx.put(key=b"c-2", value=encode(chunk))
     assert len(transcriber.calls) == 1  # the speech was transcribed …
     assert sent.on(catalog.transcripts) == []  # … and the guard dropped the hallucination

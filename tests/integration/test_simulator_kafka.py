@@ -23,14 +23,17 @@ def test_run_simulation_on_a_real_broker(bootstrap: str, catalog: TopicCatalog) 
     }
     # read until everything the report claims is visible (a produce acknowledged a moment
     # ago can reach the end offsets a little later on a busy machine)
-    messages = wait_until(
-        lambda: (
-            (found := read_topic(bootstrap, list(expected), committed_only=False))
-            and Counter(str(m.topic()) for m in found) == Counter(expected)
-            and found
-        ),
-        60,
-    )
+    counts: list[Counter[str]] = []
+
+    def all_visible() -> list[object]:
+        found = read_topic(bootstrap, list(expected), committed_only=False, timeout_s=60)
+        counts.append(Counter(str(m.topic()) for m in found))
+        return found if counts[-1] == Counter(expected) else []
+
+    try:
+        messages = wait_until(all_visible, 120)
+    except AssertionError:
+        raise AssertionError(f"expected {dict(expected)}, read {counts[-3:]}") from None
     seen = Counter(str(m.topic()) for m in messages)
     flagged = sum((MALFORMED_HEADER, b"1") in (m.headers() or []) for m in messages)
     assert seen == Counter(expected)

@@ -96,8 +96,16 @@ def feedback_rows() -> list[FeedbackRow]:
     rows: list[FeedbackRow] = []
     t = T0
 
-    def add(incident_id: str, label: str, category: str, text: str = "", evidence: str = "",
-            role: str = "staff", by: str = "kim", call_id: str = "") -> None:
+    def add(
+        incident_id: str,
+        label: str,
+        category: str,
+        text: str = "",
+        evidence: str = "",
+        role: str = "staff",
+        by: str = "kim",
+        call_id: str = "",
+    ) -> None:
         nonlocal t
         t += 60_000
         rows.append(
