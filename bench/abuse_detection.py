@@ -18,14 +18,17 @@ therefore needs Whisper to hear that word; the text model's own scores play no p
    *Utterance end* = the end of the clip's speech (its last 20 ms frame above -45 dBFS) on the
    call's audio timeline (chunk ``start_ms`` = wall clock).  Measured to the Kafka message
    timestamp of the transcript on ``calls.transcripts`` and of the warning ``PbxCommand``
-   (``play abuse-warning``) on ``pbx.commands``, and to the moment the bench could read the
-   warning (``read_committed``: after the worker's transaction commit).
+   (``play abuse-warning``) on ``pbx.commands``, and to the moments the bench could read each
+   (``read_committed``: after the worker's transaction commit; the responder reads the
+   transcript the same way, so "transcript readable" is when the responder can see it).
 2. **Concurrency** (``--concurrency``, ``--duration-s``): N calls at once, each caller saying the
    three clips back to back (0.4 s apart) for the duration.  Per clip: lag = transcript message
    timestamp - utterance end.  A level *keeps up* unless a clip is still untranscribed
    ``--drain-s`` after the audio ended, the lag trend exceeds ``SLOPE_LIMIT`` (s per s), or the
    last quarter's median lag is above twice the first quarter's.  Worker CPU% (100 = one core)
-   over the audio window, the worker's peak RSS sampled during the level, host CPU% and load.
+   over the audio window, the worker's peak RSS sampled during the level, worker CPU seconds
+   per second of speech transcribed (the cost figure least bent by other load), host CPU% and
+   the 1-minute load average.
 
 A worker that fell behind is replaced (fresh topics, fresh process) before the next level, so
 no level inherits a backlog.  Each worker is warmed up first (one clean utterance: the models
@@ -695,6 +698,7 @@ class Bench:
                 "heard": f"{hit[0].category} {hit[0].score:.2f}" if hit else "-",
                 "segmenter_end_minus_speech_end_ms": hit[0].end_ms - sp.end_ms if hit else None,
                 "to_transcript_ms": hit[1].ts_ms - sp.end_ms if hit else None,
+                "to_transcript_visible_ms": hit[1].read_ms - sp.end_ms if hit else None,
                 "transcript_to_command_ms": (
                     warn[1].ts_ms - hit[1].ts_ms if hit and warn else None
                 ),
@@ -705,7 +709,8 @@ class Bench:
             rows.append(row)
             print(
                 f"  {call.call_id:<16} {sp.clip} ({sp.category:<6}) heard {row['heard']:<12} "
-                f"end→transcript {fmt_s(row['to_transcript_ms'])} s  "
+                f"end→transcript {fmt_s(row['to_transcript_ms'])} s "
+                f"(visible {fmt_s(row['to_transcript_visible_ms'])} s)  "
                 f"→command {fmt_s(row['to_command_ms'])} s  "
                 f"(visible {fmt_s(row['to_command_visible_ms'])} s)"
                 + ("" if warn else "  NO WARNING"),
@@ -717,6 +722,7 @@ class Bench:
             for key in (
                 "to_command_ms",
                 "to_transcript_ms",
+                "to_transcript_visible_ms",
                 "transcript_to_command_ms",
                 "to_command_visible_ms",
             )
@@ -875,6 +881,7 @@ def print_tables(latency: dict[str, Any] | None, levels: list[dict[str, Any]]) -
         )
         for key, label in (
             ("to_transcript_ms", "→ transcript on calls.transcripts (message ts)"),
+            ("to_transcript_visible_ms", "→ transcript readable (read_committed)"),
             ("transcript_to_command_ms", "transcript → warning command (message ts)"),
             ("to_command_ms", "→ warning command on pbx.commands (message ts)"),
             ("to_command_visible_ms", "→ warning command readable (read_committed)"),
@@ -915,11 +922,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.abuse_detection",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Abuse-detection stream on a real Kafka broker and a real worker process "
-        "(python -m pipelines worker, CALLGUARD_STREAMS=abuse): (1) detection latency from the "
-        "end of an abusive utterance to the warning command on pbx.commands, split at the "
-        "transcript on calls.transcripts; (2) transcript lag, CPU and memory with N concurrent "
-        "live calls, and the largest N that keeps up.",
+        description="""\
+Abuse-detection stream on a real Kafka broker and a real worker process
+(python -m pipelines worker, CALLGUARD_STREAMS=abuse):
+  1. detection latency from the end of an abusive utterance to the warning command on
+     pbx.commands, split at the transcript on calls.transcripts (--calls, --stagger-s);
+  2. transcript lag, worker CPU and memory with N concurrent live calls, and the largest N
+     that keeps up (--concurrency, --duration-s).""",
         epilog="""\
 SIMULATED abuse: callers say the shipped Zeroth-Korean clips (real read speech, no abuse) in
 real time, and the worker gets a BENCH-ONLY office term list naming words they say
@@ -927,15 +936,15 @@ real time, and the worker gets a BENCH-ONLY office term list naming words they s
 
 Utterance end = end of the clip's speech (last 20 ms frame above -45 dBFS) on the call's audio
 timeline; chunks carry wall-clock start_ms and are produced when they end. Latencies use the
-Kafka message timestamps of the worker's outputs; 'readable' is when this bench could read the
-warning with read_committed (after the worker's exactly-once commit).
+Kafka message timestamps of the worker's outputs; 'readable' is when this bench could read
+the transcript / warning with read_committed (after the worker's exactly-once commit).
 
 A concurrency level keeps up unless a clip is still untranscribed --drain-s after the audio
 ended, the lag trend is above 0.03 s per s, or the last quarter's median lag exceeds twice the
 first quarter's. A worker that fell behind is replaced (fresh topics) before the next level.
 Every worker is warmed up with one clean utterance first (models load lazily).
 
-Defaults take about 8 minutes on 2 cores. Needs a broker: docker/kafka/kafka.sh start.""",
+Defaults take about 6-8 minutes on 2 cores. Needs a broker: docker/kafka/kafka.sh start.""",
     )
     parser.add_argument(
         "--bootstrap",

@@ -284,9 +284,12 @@ class LinearAbuseClassifier:
                 continue
             if hit.strength >= STRONG:
                 probs[hit.category] = max(probs[hit.category], cfg.strong_rule_floor)
-            elif hit.strength >= MEDIUM and cfg.medium_rule_floor:
-                if model_probs[hit.category] >= cfg.medium_floor_min_model:
-                    probs[hit.category] = max(probs[hit.category], cfg.medium_rule_floor)
+            elif (
+                hit.strength >= MEDIUM
+                and cfg.medium_rule_floor
+                and model_probs[hit.category] >= cfg.medium_floor_min_model
+            ):
+                probs[hit.category] = max(probs[hit.category], cfg.medium_rule_floor)
         threat_rule = any(
             h.category == THREAT and not h.discounted and h.strength >= MEDIUM
             for h in analysis.hits

@@ -43,6 +43,7 @@ REPO = Path(__file__).resolve().parents[2]
 BLIND_SETS = {
     "blindset": REPO / "data" / "devset" / "blind_phone_complaints.jsonl",
     "blindset2": REPO / "data" / "devset" / "blind2_phone_complaints.jsonl",
+    "blindset3": REPO / "data" / "devset" / "blind3_phone_complaints.jsonl",
 }
 DEFAULT_DATA = REPO.parent / "shared" / "data"
 MAX_CHARS = 200

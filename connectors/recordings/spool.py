@@ -5,13 +5,16 @@ spool's committed length, Kafka offsets); the payloads go here, one file per cal
 
     file header (72 bytes): b"CGSPOOL1" | key id, NUL-padded to 64 bytes
     record:  u32 length of the rest | seq u32 | start_ms i64 | duration_ms u32 |
-             lost_packets u32 | sample_rate u32 | nonce (12) | AES-GCM(pcm) ‖ tag
+             lost_packets u32 | sample_rate u32 | Kafka offset i64 | nonce (12) |
+             AES-GCM(pcm) ‖ tag
 
 Each record is sealed with the key named in the file header (associated data: call id, leg and
 the record header), so the spool is never plaintext audio on disk.  A record's size does not
 depend on the key or nonce, so a spool rebuilt from Kafka has exactly the length of the one it
 replaces; that is what lets the stream compare a spool with the committed length in its state:
-longer = an uncommitted tail (cut it), shorter = lost (rebuild it from the audio topic).
+longer = a tail the state does not know (each record names its Kafka offset, so the stream can
+tell chunks Kafka will deliver again from chunks it will not), shorter = lost (rebuild it from
+the audio topic).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from connectors.recordings.store import safe_name
 MAGIC = b"CGSPOOL1"
 KEY_ID_BYTES = 64
 FILE_HEADER = len(MAGIC) + KEY_ID_BYTES
-_RECORD = struct.Struct(">IqIII")  # seq, start_ms, duration_ms, lost_packets, sample_rate
+_RECORD = struct.Struct(">IqIIIq")  # seq, start_ms, duration_ms, lost, sample_rate, offset
 _LEN = struct.Struct(">I")
 TAG_BYTES = 16
 
@@ -48,6 +51,7 @@ class SpooledChunk:
     lost_packets: int
     sample_rate: int
     pcm: bytes
+    offset: int = -1  # the chunk's Kafka offset
 
 
 def record_size(pcm_bytes: int) -> int:
@@ -110,7 +114,12 @@ class Spool:
         else:
             key_id, key = self._file_key(path)
         head = _RECORD.pack(
-            chunk.seq, chunk.start_ms, chunk.duration_ms, chunk.lost_packets, chunk.sample_rate
+            chunk.seq,
+            chunk.start_ms,
+            chunk.duration_ms,
+            chunk.lost_packets,
+            chunk.sample_rate,
+            chunk.offset,
         )
         nonce = os.urandom(NONCE_BYTES)
         sealed = AESGCM(key).encrypt(nonce, chunk.pcm, self._aad(call_id, leg, head))
@@ -119,39 +128,58 @@ class Spool:
             f.write(_LEN.pack(len(body)) + body)
             return f.tell()
 
-    def read(self, call_id: str, leg: str, length: int) -> list[SpooledChunk]:
-        """The chunks in the first ``length`` bytes (the committed part)."""
+    def _records(
+        self, call_id: str, leg: str, start: int, length: int | None, strict: bool
+    ) -> list[tuple[SpooledChunk, int, int]]:
+        """``(chunk, record start, record end)`` from byte ``start`` to ``length`` (None: the
+        end of the file).  ``strict=False`` stops quietly at an incomplete last record."""
         path = self.path(call_id, leg)
-        if length <= 0:
-            return []
         try:
             _, key = self._file_key(path)
-            data = path.read_bytes()[:length]
+            data = path.read_bytes()
         except FileNotFoundError:
             raise SpoolCorrupt("spool file missing") from None
-        if len(data) < length:
-            raise SpoolCorrupt("spool shorter than committed")
+        if length is not None:
+            if len(data) < length:
+                raise SpoolCorrupt("spool shorter than committed")
+            data = data[:length]
         cipher = AESGCM(key)
-        out: list[SpooledChunk] = []
-        pos = FILE_HEADER
-        while pos < length:
-            if pos + _LEN.size > length:
-                raise SpoolCorrupt("truncated record")
+        out: list[tuple[SpooledChunk, int, int]] = []
+        pos = max(start, FILE_HEADER)
+        minimum = _RECORD.size + NONCE_BYTES + TAG_BYTES
+        while pos < len(data):
+            if pos + _LEN.size > len(data):
+                if strict:
+                    raise SpoolCorrupt("truncated record")
+                break
             (size,) = _LEN.unpack_from(data, pos)
-            pos += _LEN.size
-            if size < _RECORD.size + NONCE_BYTES + TAG_BYTES or pos + size > length:
-                raise SpoolCorrupt("truncated record")
-            head = data[pos : pos + _RECORD.size]
-            nonce = data[pos + _RECORD.size : pos + _RECORD.size + NONCE_BYTES]
-            sealed = data[pos + _RECORD.size + NONCE_BYTES : pos + size]
+            body = pos + _LEN.size
+            if size < minimum or body + size > len(data):
+                if strict:
+                    raise SpoolCorrupt("truncated record")
+                break
+            head = data[body : body + _RECORD.size]
+            nonce = data[body + _RECORD.size : body + _RECORD.size + NONCE_BYTES]
+            sealed = data[body + _RECORD.size + NONCE_BYTES : body + size]
             try:
                 pcm = cipher.decrypt(nonce, sealed, self._aad(call_id, leg, head))
             except InvalidTag:
                 raise SpoolCorrupt("record failed authentication") from None
-            seq, start_ms, duration_ms, lost, rate = _RECORD.unpack(head)
-            out.append(SpooledChunk(seq, start_ms, duration_ms, lost, rate, pcm))
-            pos += size
+            seq, start_ms, duration_ms, lost, rate, offset = _RECORD.unpack(head)
+            chunk = SpooledChunk(seq, start_ms, duration_ms, lost, rate, pcm, offset)
+            out.append((chunk, pos, body + size))
+            pos = body + size
         return out
+
+    def read(self, call_id: str, leg: str, length: int) -> list[SpooledChunk]:
+        """The chunks in the first ``length`` bytes (the committed part)."""
+        if length <= 0:
+            return []
+        return [c for c, _, _ in self._records(call_id, leg, FILE_HEADER, length, strict=True)]
+
+    def tail(self, call_id: str, leg: str, start: int) -> list[tuple[SpooledChunk, int, int]]:
+        """The complete records from byte ``start`` on, with where each starts and ends."""
+        return self._records(call_id, leg, start, None, strict=False)
 
     def delete(self, call_id: str, leg: str) -> None:
         path = self.path(call_id, leg)

@@ -102,6 +102,10 @@ class Recipe:
     public_cap: int = 12000
     #: one feedback example counts as this many phone-domain examples
     feedback_weight: float = 10.0
+    #: averaged SGD: the same linear model, with far less run-to-run noise than plain SGD
+    #: (measured: dev insult F1 0.909–0.937 over four seeds plain, 0.925–0.937 averaged),
+    #: so that the gate measures the feedback rather than the optimiser's luck
+    average: bool = True
     #: candidates' ``medium_floor_min_model``: a MEDIUM rule's floor needs at least this
     #: model probability, so feedback can overrule a rule that misfires on a homograph
     medium_floor_min_model: float = 0.05
@@ -361,6 +365,7 @@ def fit(
         tol=1e-4,
         n_jobs=2,
         random_state=recipe.seed,
+        average=recipe.average,
     )
     model.fit(x, y, sample_weight=w)
     if list(model.classes_) != list(range(len(CLASSES))):

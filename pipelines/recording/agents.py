@@ -137,6 +137,9 @@ class LegWriter:
                 size = self.spool.append(call_id, leg, spooled(chunk))
                 state, _ = rec.appended(state, seen, size)
         rebuilt = self.spool.size(call_id, leg)
+        track = state.leg(leg) if state is not None else None
+        count = track.chunks if track is not None else 0
+        log.info("call %s %s: rebuilt %d chunk(s), %d bytes", call_id, leg, count, rebuilt)
         if rebuilt != committed:
             log.error(
                 "call %s %s: rebuilt spool has %d bytes, the table says %d",
@@ -346,6 +349,15 @@ def register(
             state, first_audio = rec.appended(state, seen, size)
         elif verdict == rec.LATE:
             state, out = rec.late_chunk_report(state, chunk.leg, now_ms)
+        if verdict in (rec.DUPLICATE, rec.LATE):
+            log.info(
+                "call %s %s: chunk %d at offset %d is a %s",
+                chunk.call_id,
+                chunk.leg,
+                chunk.seq,
+                offset,
+                "repeat" if verdict == rec.DUPLICATE else "late arrival, after the leg was stored",
+            )
         recordings.put(partition, chunk.call_id, state)
         await emit_recording(out)
         if first_audio:

@@ -30,11 +30,14 @@ CATEGORIES = {"clean", "profanity", "insult", "threat", "sexual_harassment"}
 MEASURED_BINARY_F1 = 0.983
 MEASURED_MACRO_F1 = 0.981
 MARGIN = 0.05
-# Blind sets by a second writer (see MODEL_CARD.md): set 1 was seen after its first measurement
-# (binary F1 0.813 before the v2 rules), set 2 was never used for changes.
+# Blind sets (see MODEL_CARD.md): set 1 was seen after its first measurement (binary F1 0.813
+# before the v2 rules), set 2 was never used for changes (but two homographs the v3 brief named),
+# set 3 (veiled threats, sarcasm, indirect harassment) was seen after its first measurement
+# (binary F1 0.571, clean FP 13.9 % before the v3 rules).
 BLIND_SETS = {
-    "blind_phone_complaints.jsonl": (0.983, 0.980),
-    "blind2_phone_complaints.jsonl": (0.893, 0.887),
+    "blind_phone_complaints.jsonl": (0.986, 0.983),
+    "blind2_phone_complaints.jsonl": (0.938, 0.935),
+    "blind3_phone_complaints.jsonl": (0.984, 0.986),
 }
 
 
@@ -89,6 +92,22 @@ def test_normalize_spoken_and_written_forms() -> None:
         ("가족들 잘 지내지", "threat"),
         ("옷 벗고 통화할래", "sexual_harassment"),
         ("모텔에서 만나자", "sexual_harassment"),
+        # v3 families: veiled intimidation, sarcasm, condescension, indirect harassment
+        ("오래 살고 싶으면 조용히 처리해", "threat"),
+        ("밤에 혼자 다닐 때 뒤 조심해라", "threat"),
+        ("후회하게 될 거야 두고 봐", "threat"),
+        ("내가 가만히 있을 줄 알아", "threat"),
+        ("손 좀 봐 줘야겠네", "threat"),
+        ("출근길에 인사하러 갈게", "threat"),
+        ("니네 애들 학교 어딘지 내가 다 알아", "threat"),
+        ("당신 가족들 잘 지내나 궁금하네", "threat"),
+        ("와 정말 대단하시네요 한 달째 감감무소식이고", "insult"),
+        ("글은 읽을 줄 아세요", "insult"),
+        ("로봇이 해도 그쪽보다 낫겠어", "insult"),
+        ("결혼은 했어요 안 했으면 내가 책임져 줄게", "sexual_harassment"),
+        ("목소리 들으니까 기분이 이상해지네", "sexual_harassment"),
+        ("셀카 하나만 보내 줘", "sexual_harassment"),
+        ("조 까 그딴 규정", "profanity"),
     ],
 )
 def test_rules_find_directed_abuse(text: str, category: str) -> None:
@@ -131,6 +150,21 @@ HARD_NEGATIVES = [
     "아들이 학교에서 성희롱을 당했어요",
     "그 사람이 씨발이라고 했다니까요",
     "상대편이 니 집에 불 질러 버린다고 했어요",
+    # v3: civil look-alikes of the veiled-threat, sarcasm and harassment families
+    "밤길 혼자 다니면 위험해요 가로등 좀 달아 주세요",
+    "퇴근길에 들러서 서류 내도 될까요",
+    "나중에 후회하실 거예요 이렇게 처리하시면",
+    "가만히 있을 줄 아셨어요 정식으로 감사 청구하겠습니다",
+    "놀이터 미끄럼틀 손 좀 봐 주세요",
+    "친절하게 알려 주셔서 감사한데 석 달째 처리가 안 됐어요",
+    "글을 읽을 줄 모르시는 어르신이라 대신 전화드렸어요",
+    "결혼했어요 신혼부부 임대 주택 문의드려요",
+    "혼자 살아요 기초 연금 대상인지 궁금해서요",
+    "현장 사진 찍어서 보내 드리면 되나요",
+    "목소리 들으니까 마음이 놓이네요 고맙습니다",
+    "새끼 고양이 두 마리가 배수로에 빠졌어요",
+    "강아지 같이 데리고 들어가도 되는 공원인가요",
+    "그 사람이 '너 조심해'라고 쓴 쪽지를 붙였어요",
 ]
 
 
@@ -308,6 +342,24 @@ def test_blindset_metrics_stay_above_measured_floors(
     assert report["binary"]["f1"] >= binary_f1 - MARGIN, report["binary"]
     assert report["macro_f1_abusive"] >= macro_f1 - MARGIN, report["per_category"]
     assert report["clean_fp_rate"] <= 0.07, report["hard_negative_fp_rate"]
+
+
+def test_blindset3_covers_the_weak_spots_and_is_not_in_the_training_data() -> None:
+    rows = load_devset(REPO / "data" / "devset" / "blind3_phone_complaints.jsonl")
+    assert len(rows) >= 150 and len({r["id"] for r in rows}) == len(rows)
+    categories = Counter(r["category"] for r in rows)
+    assert categories["threat"] >= 25 and categories["insult"] >= 20
+    assert categories["sexual_harassment"] >= 20 and categories["profanity"] >= 15
+    assert categories["clean"] >= 60
+    kinds = Counter(r["kind"] for r in rows if r["category"] == "clean")
+    assert all(kinds[k] >= 10 for k in HARD_NEGATIVE_KINDS), kinds
+    blind = {normalize(r["text"]).replace(" ", "") for r in rows}
+    train_path = REPO / "data" / "train" / "phone_domain.jsonl"
+    train = {
+        normalize(json.loads(line)["text"]).replace(" ", "")
+        for line in train_path.read_text(encoding="utf-8").splitlines()
+    }
+    assert not blind & train
 
 
 def test_blindset_is_large_and_not_in_the_training_data() -> None:
