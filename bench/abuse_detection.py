@@ -756,8 +756,14 @@ class Bench:
                     break
                 parts.append(info)
                 used += need
+            # line noise after the last whole clip, so every call streams the full duration
+            trail_ms = 1000 + max(0, duration_ms - used)
             pcm, placed = render(
-                parts, lead_ms=500, gap_ms=TURN_GAP_MS, trail_ms=1000, seed=args.seed + 100 * n + i
+                parts,
+                lead_ms=500,
+                gap_ms=TURN_GAP_MS,
+                trail_ms=trail_ms,
+                seed=args.seed + 100 * n + i,
             )
             start = t0 + i * 700  # calls start 0.7 s apart: live calls are not in lockstep
             dept = DEPARTMENTS[i % len(DEPARTMENTS)]

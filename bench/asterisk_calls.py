@@ -58,7 +58,13 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from bench.faust_vs_raw import check_broker
-from connectors.kafka.topics import TopicCatalog, create_topics, delete_topics, existing_topics
+from connectors.kafka.topics import (
+    KEY_PARTITIONER,
+    TopicCatalog,
+    create_topics,
+    delete_topics,
+    existing_topics,
+)
 from pipelines.demo import settings_env
 from pipelines.settings import Settings
 from schemas.codec import decode, encode
@@ -498,7 +504,12 @@ def run_level(
     drivers: list[Driver] = []
     follower: Follower | None = None
     producer = Producer(
-        {"bootstrap.servers": args.bootstrap, "enable.idempotence": True, "linger.ms": 0}
+        {
+            "bootstrap.servers": args.bootstrap,
+            "enable.idempotence": True,
+            "linger.ms": 0,
+            **KEY_PARTITIONER,
+        }
     )
     events: queue.Queue[tuple[int, dict[str, Any]]] = queue.Queue()
     lines = [line_of(k) for k in range(1, n + 1)]

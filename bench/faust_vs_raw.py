@@ -45,6 +45,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from connectors.kafka.topics import (
+    KEY_PARTITIONER,
     TopicCatalog,
     create_topics,
     delete_topics,
@@ -363,7 +364,7 @@ def run_once(
     for report in create_topics(args.bootstrap, catalog.specs):
         if report.status == "mismatch":
             raise BenchError(f"topic {report.name}: {report.detail}")
-    producer = Producer({"bootstrap.servers": args.bootstrap, "linger.ms": 5})
+    producer = Producer({"bootstrap.servers": args.bootstrap, "linger.ms": 5, **KEY_PARTITIONER})
     produce_all(producer, catalog.call_events, warmup.messages)
 
     data_dir = scratch / f"{mode}{repeat}"

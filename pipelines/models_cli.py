@@ -290,6 +290,11 @@ class RichProgress:
     show_default=True,
     help="One feedback example counts as this many phone-domain examples.",
 )
+@click.option(
+    "--averaged-sgd",
+    is_flag=True,
+    help="Averaged SGD: less run-to-run noise (small bases); default: train-text's plain SGD.",
+)
 @click.option("--no-curve", is_flag=True, help="Skip the learning curve (faster).")
 @click.option("--no-cache", is_flag=True, help="Re-featurise the base data.")
 @click.option("--no-publish", is_flag=True, help="Promote in the registry only; tell no worker.")
@@ -306,6 +311,7 @@ def retrain(
     tolerance: float,
     holdout_fraction: float,
     feedback_weight: float,
+    averaged_sgd: bool,
     no_curve: bool,
     no_cache: bool,
     no_publish: bool,
@@ -348,7 +354,9 @@ def retrain(
             registry,
             ClickHouseFeedbackSource(reader),
             data_dir=data_dir,
-            recipe=Recipe(public_cap=public_cap, feedback_weight=feedback_weight),
+            recipe=Recipe(
+                public_cap=public_cap, feedback_weight=feedback_weight, average=averaged_sgd
+            ),
             gate=Gate(tolerance=tolerance, holdout_fraction=holdout_fraction),
             min_feedback=min_feedback,
             dry_run=dry_run,

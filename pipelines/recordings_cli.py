@@ -52,14 +52,21 @@ def _outbox(settings: Settings) -> Any:
     )
 
 
-def _access(settings: Settings, *, with_keys: bool) -> Any:
+class _NoOutbox:
+    """For a dry run: nothing may be sent (and no broker is contacted)."""
+
+    def send(self, topic: str, key: str, record: Any) -> None:
+        raise RuntimeError("a dry run sends nothing")
+
+
+def _access(settings: Settings, *, with_keys: bool, dry_run: bool = False) -> Any:
     from connectors.recordings.store import LocalRecordingStore
     from pipelines.app import catalog_for
     from pipelines.recording.access import AccessPolicy, RecordingAccess
     from pipelines.recording.keys import load_keyring
 
     catalog = catalog_for(settings)
-    outbox = _outbox(settings)
+    outbox = _NoOutbox() if dry_run else _outbox(settings)
     resend = getattr(outbox, "resend_pending", None)
     if resend is not None:
         sent = resend()
@@ -235,7 +242,7 @@ def recordings_purge(ctx: click.Context, now: str | None, dry_run: bool, user: s
             "--now is in the future: that would destroy recordings before their retention "
             "ends (use --dry-run to preview)"
         )
-    access = _access(settings, with_keys=False)
+    access = _access(settings, with_keys=False, dry_run=dry_run)
     actor = user or getpass.getuser()
     try:
         items = access.purge(

@@ -17,6 +17,10 @@ from schemas.vocabulary import ENUMS, ID_FIELDS
 
 SCHEMA_DIR = Path(__file__).parent / "json"
 
+#: identifiers a model may leave empty: a feedback label names an incident (confirm, reject)
+#: or a call (missed abuse), not always both
+OPTIONAL_IDS: dict[str, frozenset[str]] = {"feedback": frozenset({"incident_id", "call_id"})}
+
 _JSON_TYPES: dict[Any, dict[str, Any]] = {
     str: {"type": "string"},
     int: {"type": "integer"},
@@ -41,7 +45,7 @@ def build_schema(name: str, model: type[WireRecord]) -> dict[str, Any]:
         spec = dict(_JSON_TYPES[annotation])
         if field in enums:
             spec["enum"] = list(enums[field])
-        if field in ID_FIELDS and field not in defaults:
+        if field in ID_FIELDS and field not in defaults and field not in OPTIONAL_IDS.get(name, ()):
             spec["minLength"] = 1
         if field.endswith(("_ms", "_s", "_bytes")) or field in {"seq", "channels", "lost_packets"}:
             spec["minimum"] = 0

@@ -49,7 +49,7 @@ from connectors.asterisk.commands import CommandApplier, CommandStore
 from connectors.asterisk.model import wall_ms
 from connectors.asterisk.protocols import DepartmentDirectory
 from connectors.asterisk.rtp import PortPool, RtpCapture
-from connectors.kafka.topics import TopicCatalog
+from connectors.kafka.topics import KEY_PARTITIONER, TopicCatalog
 from schemas.codec import MalformedMessage, decode, encode
 from schemas.dead_letters import make_dead_letter
 from schemas.records import AudioChunk, CallEvent, Cdr, CommandResult, DeadLetter, PbxCommand
@@ -141,6 +141,7 @@ def producer_config(bootstrap: str) -> dict[str, Any]:
         "enable.idempotence": True,
         "linger.ms": 5,
         "client.id": "callguard-asterisk-connector",
+        **KEY_PARTITIONER,
     }
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from clickhouse_connect.driver.client import Client
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
 
+from connectors.kafka.topics import KEY_PARTITIONER
 from schemas.codec import MalformedMessage, decode, encode
 from schemas.dead_letters import make_dead_letter
 from schemas.records import WireRecord
@@ -79,7 +80,9 @@ class ClickHouseSink:
                 "isolation.level": "read_committed",
             }
         )
-        self._producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+        self._producer = Producer(
+            {"bootstrap.servers": bootstrap, "enable.idempotence": True, **KEY_PARTITIONER}
+        )
         self._buffers: dict[str, list[WireRecord]] = {t.name: [] for t in topics.values()}
         self._pending = 0
         self._last_flush = clock()

@@ -39,6 +39,14 @@ class TopicSpec:
         )
 
 
+#: librdkafka's partitioner setting that puts a key where faust (aiokafka, like the Java
+#: client: murmur2) puts it.  Every producer of call-keyed topics must use it: with
+#: confluent-kafka's default (crc32) a call's PBX events and the streams' own outputs for the
+#: same call id land on different partition numbers, so co-partitioned agents would see one
+#: call's events and transcripts on different workers and write its state to two changelog
+#: partitions.
+KEY_PARTITIONER = {"partitioner": "murmur2_random"}
+
 # (logical key, base name, retention in days or None for compaction, description)
 _CALL_TOPICS: tuple[tuple[str, str, int | None, str], ...] = (
     ("call_events", "pbx.call-events", 7, "PBX call events (ARI), key call_id"),

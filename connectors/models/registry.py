@@ -175,14 +175,16 @@ class ModelRegistry:
         return history
 
     def rollback_target(self) -> str:
-        """The version that was current before the current one became current."""
+        """The version that was current before the current one was last promoted (so
+        repeated rollbacks walk back through the promotions, like a stack)."""
         data = self._read()
         current = data.get("current") or ""
         for event in reversed(data.get("history", [])):
-            if event.get("version") == current and event.get("from"):
-                previous = str(event["from"])
+            if event.get("action") == "promote" and event.get("version") == current:
+                previous = str(event.get("from") or "")
                 if previous in data["versions"]:
                     return previous
+                break
         raise RegistryError(
             f"nothing to roll back to: {current or 'no version'} has no predecessor"
         )
@@ -197,6 +199,17 @@ class ModelRegistry:
         return f"v{max(numbers, default=1) + 1}"
 
     # --- writing (locked, atomic) -----------------------------------------------------------
+
+    def reserve_version(self) -> str:
+        """The next version name, its folder created (so two retrains never share one)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        while True:
+            name = self.next_version()
+            try:
+                (self.folder / name).mkdir()
+            except FileExistsError:
+                continue
+            return name
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[dict[str, Any]]:

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
+from connectors.kafka.topics import KEY_PARTITIONER
 from schemas.codec import encode
 from schemas.records import WireRecord
 
@@ -50,6 +51,7 @@ class KafkaOutbox:
                 "enable.idempotence": True,
                 "message.timeout.ms": int(timeout_s * 1000),
                 "client.id": "callguard-recordings",
+                **KEY_PARTITIONER,
             }
         )
 
@@ -114,6 +116,10 @@ class ChunkReplay(Protocol):
         self, partition: int, first_offset: int, last_offset: int
     ) -> Iterator[tuple[int, bytes | None]]: ...
 
+    def offset_for_time(self, partition: int, ts_ms: int) -> int:
+        """The first offset of a message at or after ``ts_ms`` (0 when unknown)."""
+        ...
+
 
 class KafkaChunkReplay:
     """``(offset, value)`` of every message in ``[first_offset, last_offset]`` of a partition."""
@@ -122,6 +128,23 @@ class KafkaChunkReplay:
         self.bootstrap = bootstrap
         self.topic = topic
         self.timeout_s = timeout_s
+
+    def offset_for_time(self, partition: int, ts_ms: int) -> int:
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": f"callguard-recording-replay-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+            }
+        )
+        try:
+            (found,) = consumer.offsets_for_times(
+                [TopicPartition(self.topic, partition, max(ts_ms, 0))], timeout=self.timeout_s
+            )
+            return max(int(found.offset), 0)  # -1: no message that late
+        finally:
+            with contextlib.suppress(Exception):
+                consumer.close()
 
     def read(
         self, partition: int, first_offset: int, last_offset: int

@@ -5,7 +5,7 @@ spool's committed length, Kafka offsets); the payloads go here, one file per cal
 
     file header (72 bytes): b"CGSPOOL1" | key id, NUL-padded to 64 bytes
     record:  u32 length of the rest | seq u32 | start_ms i64 | duration_ms u32 |
-             lost_packets u32 | sample_rate u32 | Kafka offset i64 | nonce (12) |
+             lost_packets u32 | sample_rate u32 | Kafka offset i64 | final u8 | nonce (12) |
              AES-GCM(pcm) ‖ tag
 
 Each record is sealed with the key named in the file header (associated data: call id, leg and
@@ -34,7 +34,8 @@ from connectors.recordings.store import safe_name
 MAGIC = b"CGSPOOL1"
 KEY_ID_BYTES = 64
 FILE_HEADER = len(MAGIC) + KEY_ID_BYTES
-_RECORD = struct.Struct(">IqIIIq")  # seq, start_ms, duration_ms, lost, sample_rate, offset
+#: seq, start_ms, duration_ms, lost packets, sample rate, Kafka offset, final
+_RECORD = struct.Struct(">IqIIIqB")
 _LEN = struct.Struct(">I")
 TAG_BYTES = 16
 
@@ -52,6 +53,7 @@ class SpooledChunk:
     sample_rate: int
     pcm: bytes
     offset: int = -1  # the chunk's Kafka offset
+    final: bool = False
 
 
 def record_size(pcm_bytes: int) -> int:
@@ -120,6 +122,7 @@ class Spool:
             chunk.lost_packets,
             chunk.sample_rate,
             chunk.offset,
+            1 if chunk.final else 0,
         )
         nonce = os.urandom(NONCE_BYTES)
         sealed = AESGCM(key).encrypt(nonce, chunk.pcm, self._aad(call_id, leg, head))
@@ -165,8 +168,8 @@ class Spool:
                 pcm = cipher.decrypt(nonce, sealed, self._aad(call_id, leg, head))
             except InvalidTag:
                 raise SpoolCorrupt("record failed authentication") from None
-            seq, start_ms, duration_ms, lost, rate, offset = _RECORD.unpack(head)
-            chunk = SpooledChunk(seq, start_ms, duration_ms, lost, rate, pcm, offset)
+            seq, start_ms, duration_ms, lost, rate, offset, final = _RECORD.unpack(head)
+            chunk = SpooledChunk(seq, start_ms, duration_ms, lost, rate, pcm, offset, bool(final))
             out.append((chunk, pos, body + size))
             pos = body + size
         return out

@@ -19,7 +19,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from connectors.kafka.topics import TopicCatalog
+from connectors.kafka.topics import KEY_PARTITIONER, TopicCatalog
 from connectors.simulator.audio import Clip
 from connectors.simulator.scenario import (
     MALFORMED_HEADER,
@@ -169,6 +169,7 @@ def producer_config(bootstrap: str) -> dict[str, Any]:
         "enable.idempotence": True,
         "linger.ms": 5,
         "client.id": "callguard-simulator",
+        **KEY_PARTITIONER,
     }
 
 

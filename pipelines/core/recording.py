@@ -546,6 +546,14 @@ def appended(
     return state.with_leg(track), first_audio
 
 
+def spool_length(state: RecordingState, leg: str, spool_bytes: int) -> RecordingState:
+    """The spool grew by a record the state already counted (a repeat kept in the spool)."""
+    track = state.leg(leg)
+    if track is None:
+        return state
+    return state.with_leg(replace(track, spool_bytes=spool_bytes))
+
+
 def on_call(
     state: RecordingState | None, obs: CallSeen, now_ms: int, book: PolicyBook
 ) -> RecordingState:

@@ -10,11 +10,15 @@ as an encrypted WAV into the recording store, and described by a ``calls.recordi
 
 **Crash safety.**  A chunk's table update commits together with its offset (exactly-once);
 the spool append does not.  So before every append (and before assembling) the spool is
-compared with the committed length in the table: a longer spool has an uncommitted tail from
-before a crash, which is cut (the chunk that wrote it is being replayed now); a shorter or
+compared with the committed length in the table.  A longer spool has a tail the table does
+not know: each spool record names its Kafka offset, so records for offsets from the current
+one on (Kafka is delivering them again) are cut, and records for earlier offsets (never
+delivered again: the table fell behind) are kept and folded into the state.  A shorter or
 missing spool (the partition moved to another machine, a disk was lost) is rebuilt from the
-audio topic between the leg's first and last committed offsets.  Either way every chunk
-already committed to Kafka is in the recording.  A finished leg's spool is kept for
+audio topic between the leg's first and last committed offsets.  Finally, before a leg with
+missing sequence numbers is stored they are looked up on the audio topic (faust was seen to
+skip a run of messages in the rebalance after a restart); only audio that never reached Kafka
+stays a gap.  Every chunk already on Kafka is in the recording.  A finished leg's spool is kept for
 ``spool_keep`` so that a replay right after finishing still finds it; storing a leg twice
 overwrites the same file with the same audio.
 
@@ -37,7 +41,7 @@ from faust.types import EventT, StreamT
 from connectors.kafka.topics import TopicCatalog
 from connectors.recordings.crypto import Keyring, seal
 from connectors.recordings.kafka import ChunkReplay
-from connectors.recordings.spool import Spool, SpoolCorrupt, SpooledChunk
+from connectors.recordings.spool import FILE_HEADER, Spool, SpoolCorrupt, SpooledChunk
 from connectors.recordings.store import RecordingStore
 from connectors.recordings.wav import FORMAT, wav_bytes
 from pipelines.core import consent
@@ -88,22 +92,63 @@ class LegWriter:
         self.replay = replay
         self.rebuilds = 0
         self.cut_tails = 0
+        self.folded = 0
+        self.repaired = 0
+        self.repair_max_messages = 2_000_000
 
-    def prepare(
-        self, call_id: str, leg: str, committed: int, partition: int, first: int, last: int
-    ) -> None:
-        """Make the spool exactly the committed one (see module doc)."""
+    def sync(
+        self,
+        call_id: str,
+        leg: str,
+        committed: int,
+        where: tuple[int, int, int],
+        before_offset: int | None,
+    ) -> list[tuple[SpooledChunk, int]]:
+        """Make the spool agree with the committed length in the table (see module doc).
+
+        Shorter: rebuilt from the audio topic.  Longer: records for offsets at or after
+        ``before_offset`` (Kafka delivers those again, starting now) and an incomplete last
+        record are cut; records for earlier offsets will never be delivered again, so they are
+        kept and returned, with where each ends, for the stream to fold into its state.
+        ``before_offset`` None keeps every complete record.
+        """
         actual = self.spool.size(call_id, leg)
         if actual == committed:
-            return
-        if actual > committed:
+            return []
+        if actual < committed:
+            self.rebuild(call_id, leg, committed, *where)
+            return []
+        start = max(committed, FILE_HEADER)
+        try:
+            records = self.spool.tail(call_id, leg, start)
+        except SpoolCorrupt as exc:
+            log.error("call %s %s: unreadable spool tail dropped (%s)", call_id, leg, exc)
+            records = []
+        kept = []
+        for chunk, _, end in records:
+            if before_offset is not None and chunk.offset >= before_offset:
+                break
+            kept.append((chunk, end))
+        keep_to = kept[-1][1] if kept else committed
+        if keep_to < actual:
             log.info(
-                "call %s %s: cutting %d uncommitted spool bytes", call_id, leg, actual - committed
+                "call %s %s: cutting %d spool bytes Kafka delivers again",
+                call_id,
+                leg,
+                actual - keep_to,
             )
-            self.spool.truncate(call_id, leg, committed)
+            self.spool.truncate(call_id, leg, keep_to if keep_to > FILE_HEADER else 0)
             self.cut_tails += 1
-            return
-        self.rebuild(call_id, leg, committed, partition, first, last)
+        if kept:
+            log.warning(
+                "call %s %s: the table was %d chunk(s) behind the spool, for offsets Kafka will "
+                "not deliver again; kept them",
+                call_id,
+                leg,
+                len(kept),
+            )
+            self.folded += len(kept)
+        return kept
 
     def rebuild(
         self, call_id: str, leg: str, committed: int, partition: int, first: int, last: int
@@ -134,7 +179,7 @@ class LegWriter:
             seen = wire.chunk_seen(chunk, offset)
             state, verdict = rec.on_chunk(state, seen, 0, chunk.sample_rate)
             if verdict == rec.APPEND:
-                size = self.spool.append(call_id, leg, spooled(chunk))
+                size = self.spool.append(call_id, leg, spooled(chunk, offset))
                 state, _ = rec.appended(state, seen, size)
         rebuilt = self.spool.size(call_id, leg)
         track = state.leg(leg) if state is not None else None
@@ -149,12 +194,56 @@ class LegWriter:
                 committed,
             )
 
-    def append(
-        self, call_id: str, leg: str, committed: int, where: tuple[int, int, int], chunk: AudioChunk
-    ) -> int:
-        partition, first, last = where
-        self.prepare(call_id, leg, committed, partition, first, last)
-        return self.spool.append(call_id, leg, spooled(chunk))
+    def repair(
+        self,
+        call_id: str,
+        leg: str,
+        holes: tuple[tuple[int, int], ...],
+        partition: int,
+        low: int,
+        high: int,
+    ) -> list[tuple[SpooledChunk, int]]:
+        """Look for the leg's missing sequence numbers on the audio topic between two offsets
+        and append what is there to the spool (returned, with where each ends, for the state).
+
+        A hole at finishing time is either audio that never reached Kafka (a real gap, kept
+        and reported) or a chunk this worker never got from its consumer: faust (0.15) was seen
+        to skip a run of messages in the rebalance after a restart.  Reading Kafka tells the
+        two apart.  Bounded by ``repair_max_messages``.
+        """
+        wanted = {seq for start, end in holes for seq in range(start, end)}
+        if not wanted or high < low:
+            return []
+        if high - low + 1 > self.repair_max_messages:
+            log.warning(
+                "call %s %s: %d chunk(s) missing; %d messages to search is over the limit, "
+                "not searched",
+                call_id,
+                leg,
+                len(wanted),
+                high - low + 1,
+            )
+            return []
+        found: list[tuple[SpooledChunk, int]] = []
+        for offset, value in self.replay.read(partition, low, high):
+            try:
+                chunk = decode(AudioChunk, value)
+            except MalformedMessage:
+                continue
+            if chunk.call_id != call_id or chunk.leg != leg or chunk.seq not in wanted:
+                continue
+            wanted.discard(chunk.seq)
+            piece = spooled(chunk, offset)
+            found.append((piece, self.spool.append(call_id, leg, piece)))
+        self.repaired += len(found)
+        log.warning(
+            "call %s %s: %d missing chunk(s) found on the audio topic and added; %d not on Kafka",
+            call_id,
+            leg,
+            len(found),
+            len(wanted),
+        )
+        return found
 
     def store_leg(
         self,
@@ -163,9 +252,11 @@ class LegWriter:
         meta: dict[str, Any],
         now_ms: int,
     ) -> rec.StoredLeg | None:
-        """Assemble the leg from its spool and store it sealed; None when there is no audio."""
+        """Assemble the leg from its spool and store it sealed; None when there is no audio.
+        The stream has folded the spool's tail into its state already (``sync``)."""
         where = (partition, plan.first_offset, plan.last_offset)
-        self.prepare(plan.call_id, plan.leg, plan.spool_bytes, *where)
+        if self.spool.size(plan.call_id, plan.leg) < plan.spool_bytes:
+            self.rebuild(plan.call_id, plan.leg, plan.spool_bytes, *where)
         try:
             chunks = self.spool.read(plan.call_id, plan.leg, plan.spool_bytes)
         except SpoolCorrupt as exc:
@@ -229,7 +320,7 @@ class LegWriter:
         )
 
 
-def spooled(chunk: AudioChunk) -> SpooledChunk:
+def spooled(chunk: AudioChunk, offset: int) -> SpooledChunk:
     return SpooledChunk(
         seq=chunk.seq,
         start_ms=chunk.start_ms,
@@ -237,6 +328,8 @@ def spooled(chunk: AudioChunk) -> SpooledChunk:
         lost_packets=chunk.lost_packets,
         sample_rate=chunk.sample_rate,
         pcm=chunk_pcm(chunk),
+        offset=offset,
+        final=chunk.final,
     )
 
 
@@ -317,10 +410,107 @@ def register(
                 recordings.put(partition, made.call_id, state)
         await emit_consent(out)
 
+    async def reconcile(
+        partition: int,
+        state: rec.RecordingState | None,
+        call_id: str,
+        leg: str,
+        before_offset: int | None,
+        now_ms: int,
+    ) -> tuple[rec.RecordingState | None, list[str]]:
+        """The leg's spool and its committed state made to agree (``LegWriter.sync``); records
+        kept from the spool's tail are folded into the state.  Returns the state and the legs
+        whose first audio this brought (for the consent check)."""
+        track = state.leg(leg) if state is not None else None
+        if track is not None and track.finished:
+            return state, []  # stored already; its spool may be gone on purpose
+        committed = track.spool_bytes if track is not None else 0
+        if writer.spool.size(call_id, leg) == committed:
+            return state, []
+        where = (partition, track.first_offset, track.last_offset) if track else (partition, -1, -1)
+        kept = await asyncio.to_thread(writer.sync, call_id, leg, committed, where, before_offset)
+        first: list[str] = []
+        for chunk, end in kept:
+            seen = rec.ChunkSeen(
+                call_id,
+                leg,
+                chunk.seq,
+                chunk.start_ms,
+                chunk.duration_ms,
+                chunk.lost_packets,
+                chunk.final,
+                chunk.offset,
+                state.origin if state is not None else "",
+            )
+            state, verdict = rec.on_chunk(state, seen, now_ms, chunk.sample_rate)
+            if verdict == rec.APPEND:
+                state, is_first = rec.appended(state, seen, end)
+                first += [leg] if is_first else []
+            else:
+                state = rec.spool_length(state, leg, end)
+        if state is not None and kept:
+            recordings.put(partition, call_id, state)
+        return state, first
+
+    async def announce_audio(
+        partition: int, state: rec.RecordingState, legs: list[str], now_ms: int
+    ) -> None:
+        for leg in legs:
+            track = state.leg(leg)
+            if track is not None and track.first_audio_ms:
+                audio = consent.AudioSeen(state.call_id, leg, track.first_audio_ms)
+                await consent_step(partition, audio, now_ms)
+
+    async def repair(
+        partition: int, state: rec.RecordingState, leg: str, now_ms: int
+    ) -> tuple[rec.RecordingState, list[str]]:
+        """Fill the leg's holes from Kafka where the chunks are there (``LegWriter.repair``)."""
+        track = state.leg(leg)
+        if track is None or not track.holes or track.first_offset < 0:
+            return state, []
+        low = track.first_offset
+        if track.holes[0][0] == 0 and track.first_audio_ms:
+            # the leg's first chunks are missing: they were produced before the first one seen
+            earlier = track.first_audio_ms - 60_000
+            low = min(
+                low, await asyncio.to_thread(writer.replay.offset_for_time, partition, earlier)
+            )
+        found = await asyncio.to_thread(
+            writer.repair, state.call_id, leg, track.holes, partition, low, track.last_offset
+        )
+        first: list[str] = []
+        for chunk, end in found:
+            seen = rec.ChunkSeen(
+                state.call_id,
+                leg,
+                chunk.seq,
+                chunk.start_ms,
+                chunk.duration_ms,
+                chunk.lost_packets,
+                chunk.final,
+                chunk.offset,
+                state.origin,
+            )
+            state, verdict = rec.on_chunk(state, seen, now_ms, chunk.sample_rate)
+            if verdict == rec.APPEND:
+                state, is_first = rec.appended(state, seen, end)
+                first += [leg] if is_first else []
+            else:
+                state = rec.spool_length(state, leg, end)
+        if found:
+            recordings.put(partition, state.call_id, state)
+        return state, first
+
     async def finish(partition: int, call_id: str, leg: str, reason: str, now_ms: int) -> None:
-        state = recordings.get(call_id)
+        state, first = await reconcile(
+            partition, recordings.get(call_id), call_id, leg, None, now_ms
+        )
         if state is None:
             return
+        if rec.finish_plan(state, leg, reason, book).store:
+            state, more = await repair(partition, state, leg, now_ms)
+            first += more
+        await announce_audio(partition, state, first, now_ms)
         plan = rec.finish_plan(state, leg, reason, book)
         stored = None
         if plan.store:
@@ -334,19 +524,16 @@ def register(
         now_ms = clock()
         partition, offset = event.message.partition, event.message.offset
         seen = wire.chunk_seen(chunk, offset)
-        state, verdict = rec.on_chunk(
-            recordings.get(chunk.call_id), seen, now_ms, chunk.sample_rate
+        before, first = await reconcile(
+            partition, recordings.get(chunk.call_id), chunk.call_id, chunk.leg, offset, now_ms
         )
+        state, verdict = rec.on_chunk(before, seen, now_ms, chunk.sample_rate)
         out: list[rec.Output] = []
-        first_audio = False
         if verdict == rec.APPEND:
-            track = state.leg(chunk.leg)
-            assert track is not None
-            where = (partition, track.first_offset, track.last_offset)
-            size = await asyncio.to_thread(
-                writer.append, chunk.call_id, chunk.leg, track.spool_bytes, where, chunk
-            )
-            state, first_audio = rec.appended(state, seen, size)
+            # a small append (one sealed chunk): done inline, no thread hop per chunk
+            size = writer.spool.append(chunk.call_id, chunk.leg, spooled(chunk, offset))
+            state, is_first = rec.appended(state, seen, size)
+            first += [chunk.leg] if is_first else []
         elif verdict == rec.LATE:
             state, out = rec.late_chunk_report(state, chunk.leg, now_ms)
         if verdict in (rec.DUPLICATE, rec.LATE):
@@ -360,9 +547,7 @@ def register(
             )
         recordings.put(partition, chunk.call_id, state)
         await emit_recording(out)
-        if first_audio:
-            audio = consent.AudioSeen(chunk.call_id, chunk.leg, chunk.start_ms)
-            await consent_step(partition, audio, now_ms)
+        await announce_audio(partition, state, first, now_ms)
         if verdict != rec.LATE:
             for leg, reason in rec.ready(state, now_ms, timing):
                 if leg == chunk.leg and reason == "final_chunk":

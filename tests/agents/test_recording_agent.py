@@ -136,9 +136,14 @@ class FakeReplay:
         self.reads.append((partition, first, last))
         yield from ((o, v) for o, v in self.log if first <= o <= last)
 
+    def offset_for_time(self, partition: int, ts_ms: int) -> int:
+        return 0
 
-@pytest.fixture
+
+@pytest.fixture(autouse=True)
 def writer(app: faust.App) -> Any:
+    """The app's writer, reading "Kafka" from a fake (agent tests have no broker)."""
+    app.conf.recording_writer.replay = FakeReplay()
     return app.conf.recording_writer
 
 
@@ -256,7 +261,8 @@ async def test_an_uncommitted_spool_tail_is_cut_when_the_chunk_is_replayed(
     app: faust.App, catalog: Any, sent: Sent, clock: Clock, settings: Settings, writer: Any
 ) -> None:
     """A worker died after appending chunk 3 to the spool but before its table update
-    committed: the restarted worker gets chunk 3 again, with the table saying 'up to 2'."""
+    committed: the restarted worker gets chunk 3 again (same offset), with the table saying
+    'up to 2'.  The spool's record for it is cut and written again: once."""
     table = app.tables["recording"]
     async with app.agents[AGENT].test_context() as ctx:
         call = Call(ctx, catalog, clock, "rec-6")
@@ -264,16 +270,39 @@ async def test_an_uncommitted_spool_tail_is_cut_when_the_chunk_is_replayed(
         for seq in range(3):
             await call.audio(chunk("rec-6", seq))
         committed = dict(table.data["rec-6"])
+        offset = ctx.sent_offset
         await call.audio(chunk("rec-6", 3))
+        spool_after_3 = writer.spool.size("rec-6", "caller")
         table.data["rec-6"] = committed  # the changelog had only the first three
-        spool_before = writer.spool.size("rec-6", "caller")
-        await call.audio(chunk("rec-6", 3))  # redelivered
-        assert writer.spool.size("rec-6", "caller") == spool_before  # cut, then appended again
+        ctx.sent_offset = offset  # Kafka delivers chunk 3 again, at its own offset
+        await call.audio(chunk("rec-6", 3))
+        assert writer.spool.size("rec-6", "caller") == spool_after_3  # cut, then appended again
         await call.audio(chunk("rec-6", 4, final=True))
     (row,) = sent.records(catalog.recordings, Recording)
     assert (row.chunk_count, row.duplicate_chunks, row.gap_count) == (5, 0, 0)
     assert stored(settings, "rec-6")[1] == b"".join(pcm(s, "caller") for s in range(5))
-    assert writer.cut_tails == 1 and writer.rebuilds == 0
+    assert (writer.cut_tails, writer.folded, writer.rebuilds) == (1, 0, 0)
+
+
+async def test_a_table_behind_its_spool_keeps_chunks_kafka_will_not_deliver_again(
+    app: faust.App, catalog: Any, sent: Sent, clock: Clock, settings: Settings, writer: Any
+) -> None:
+    """The table lost chunk 3's update but its offset is past (not delivered again): the spool
+    record is the only copy, so it is kept and folded into the state, not cut."""
+    table = app.tables["recording"]
+    async with app.agents[AGENT].test_context() as ctx:
+        call = Call(ctx, catalog, clock, "rec-12")
+        await call.connect()
+        for seq in range(3):
+            await call.audio(chunk("rec-12", seq))
+        committed = dict(table.data["rec-12"])
+        await call.audio(chunk("rec-12", 3))
+        table.data["rec-12"] = committed
+        await call.audio(chunk("rec-12", 4, final=True))  # chunk 3 never comes again
+    (row,) = sent.records(catalog.recordings, Recording)
+    assert (row.chunk_count, row.missing_chunks, row.gap_count) == (5, 0, 0)
+    assert stored(settings, "rec-12")[1] == b"".join(pcm(s, "caller") for s in range(5))
+    assert (writer.cut_tails, writer.folded) == (0, 1)
 
 
 async def test_a_lost_spool_is_rebuilt_from_the_audio_topic(
@@ -392,3 +421,27 @@ async def test_a_failed_store_is_retried_on_the_next_tick(
     assert row.chunk_count == 3 and row.finish_reason == "final_chunk"
     assert stored(settings, "rec-11")[1] == b"".join(pcm(s, "caller") for s in range(3))
     assert sent.on(catalog.dead_letters) == []  # the chunks were fine; only the disk was not
+
+
+async def test_chunks_the_consumer_skipped_are_fetched_from_kafka_before_storing(
+    app: faust.App, catalog: Any, sent: Sent, clock: Clock, settings: Settings, writer: Any
+) -> None:
+    """After a restart faust was seen to skip a run of messages; at finishing time the leg's
+    holes are looked up on the audio topic, and only what is not there stays a gap."""
+    replay = FakeReplay()
+    writer.replay = replay
+    async with app.agents[AGENT].test_context() as ctx:
+        call = Call(ctx, catalog, clock, "rec-13")
+        await call.connect()
+        for seq in (0, 1, 2):
+            await call.audio(chunk("rec-13", seq))
+        skipped = [(ctx.sent_offset + i, encode(chunk("rec-13", 3 + i))) for i in range(3)]
+        ctx.sent_offset += 3  # on Kafka, never handed to the agent
+        replay.log = sorted(call.audio_log + skipped)
+        await call.audio(chunk("rec-13", 7, final=True))  # 6 never reached Kafka at all
+    (row,) = sent.records(catalog.recordings, Recording)
+    assert (row.chunk_count, row.missing_chunks, row.gap_count) == (7, 1, 1)
+    assert row.gaps == '[[1200,200,200,"missing",1]]'  # seq 6 only
+    expected = b"".join(pcm(s, "caller") if s != 6 else bytes(2 * PER) for s in range(8))
+    assert stored(settings, "rec-13")[1] == expected
+    assert writer.repaired == 3

@@ -21,7 +21,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 
 from connectors.clickhouse.query_api import QueryResult, remote_health, remote_query
-from connectors.kafka.topics import TopicCatalog, create_topics, delete_topics
+from connectors.kafka.topics import KEY_PARTITIONER, TopicCatalog, create_topics, delete_topics
 from pipelines.app import catalog_for
 from pipelines.demo import settings_env
 from pipelines.settings import Settings
@@ -81,7 +81,7 @@ def catalog(settings: Settings) -> Iterator[TopicCatalog]:
 
 @pytest.fixture
 def producer(bootstrap: str) -> Iterator[Producer]:
-    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, **KEY_PARTITIONER})
     yield p
     p.flush(10)
 

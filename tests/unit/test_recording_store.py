@@ -418,3 +418,21 @@ def test_the_sealed_header_is_a_complete_row(tmp_path: Path) -> None:
     (row,) = [r for _, _, r in outbox.sent if isinstance(r, Recording)]
     again = decode(Recording, encode(row))
     assert json.loads(again.gaps) == [] and again.deleted_ms > 0
+
+
+def test_spool_tail_names_offsets_and_stops_at_an_incomplete_record(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", KEYRING)
+    chunks = [
+        SpooledChunk(i, T0 + 200 * i, 200, 0, 8000, bytes(3200), offset=100 + i, final=i == 3)
+        for i in range(4)
+    ]
+    sizes = [spool.append("c-1", "caller", c) for c in chunks]
+    with spool.path("c-1", "caller").open("ab") as f:
+        f.write(b"\x00\x00\x10\x00half a record")  # a write cut short by a crash
+    tail = spool.tail("c-1", "caller", sizes[1])
+    assert [(c.seq, c.offset, c.final, start, end) for c, start, end in tail] == [
+        (2, 102, False, sizes[1], sizes[2]),
+        (3, 103, True, sizes[2], sizes[3]),
+    ]
+    with pytest.raises(SpoolCorrupt):
+        spool.read("c-1", "caller", sizes[3] + 5)
