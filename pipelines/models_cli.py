@@ -326,7 +326,8 @@ def retrain(
     on the most recent feedback (not trained on), and promotes it only if it scores higher
     without any category's F1 dropping more than --tolerance.  Writes model, metrics.json,
     MODEL_CARD.md and the learning curve (PNG/CSV/MD) into the registry's version folder.
-    Exit status: 0 promoted, dry run or nothing to do; 3 refused (the table says why).
+    Exit status: 0 promoted, dry run or nothing to do; 3 refused (the table says why);
+    1 passed the gate but Kafka did not take the promotion (run `models promote` later).
     """
     try:
         import sklearn  # noqa: F401
@@ -391,3 +392,5 @@ def retrain(
         click.echo(f"{result.status.upper()}: {result.message}")
     if result.status == "refused":
         sys.exit(EXIT_REFUSED)
+    if result.status == "unpublished":
+        sys.exit(1)
