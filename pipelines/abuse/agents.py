@@ -105,6 +105,9 @@ def register_transcriber(
 
     async def on_chunk(chunk: AudioChunk) -> None:
         utterances = legs.feed(chunk)
+        if chunk.final and loaded:
+            # the leg ended: after its last utterances, its loudness baseline can go
+            loaded[0].forget_leg_after(chunk.call_id, chunk.leg, len(utterances))
         if not utterances:
             return
         loop = asyncio.get_running_loop()

@@ -151,6 +151,7 @@ class UtteranceAnalyzer:
     asr_model: str = ""
     rejected: dict[str, int] = field(default_factory=dict)  # guard reason → count
     _baselines: dict[tuple[str, str], voice.SpeakerBaseline] = field(default_factory=dict)
+    _finished: dict[tuple[str, str], int] = field(default_factory=dict)  # leg → utterances left
 
     @property
     def classifier_version(self) -> str:
@@ -158,6 +159,8 @@ class UtteranceAnalyzer:
 
     def analyze(self, item: CallUtterance) -> Transcript | None:
         u = item.utterance
+        if (item.call_id, u.leg) in self._finished:
+            self._finished[(item.call_id, u.leg)] -= 1
         heard = self.transcriber.transcribe(u.pcm, u.sample_rate)
         verdict = asr_guard.check(
             heard.text,
@@ -170,12 +173,14 @@ class UtteranceAnalyzer:
         if not verdict.accepted:
             self.rejected[verdict.reason] = self.rejected.get(verdict.reason, 0) + 1
             log.debug("utterance %s dropped by the guard: %s", item.utterance_id, verdict.reason)
+            self._drop_finished()
             return None
         key = (item.call_id, u.leg)
         baseline, cues = voice.step(
             self._baselines.get(key), u.pcm, u.sample_rate, self.voice_config
         )
         self._baselines[key] = baseline
+        self._drop_finished()
         (scored,) = self.classifier.classify([verdict.text])
         masked = pii.mask_text(verdict.text)
         # never the text itself at INFO: transcripts are personal data
@@ -211,6 +216,17 @@ class UtteranceAnalyzer:
     def forget_call(self, call_id: str) -> None:
         for key in [k for k in self._baselines if k[0] == call_id]:
             del self._baselines[key]
+
+    def forget_leg_after(self, call_id: str, leg: str, pending: int) -> None:
+        """Drop a finished leg's baseline once its ``pending`` last utterances are analysed."""
+        self._finished[(call_id, leg)] = pending
+        self._drop_finished()
+
+    def _drop_finished(self) -> None:
+        for key, pending in list(self._finished.items()):
+            if pending <= 0:
+                self._baselines.pop(key, None)
+                del self._finished[key]
 
 
 def _num(value: Any) -> float:
