@@ -295,6 +295,20 @@ def run_demo(
                     worker_proc,
                     log_dir / "worker.log",
                 )
+            if settings.runs("abuse"):
+                # every flagged caller utterance becomes an incident (evidence at least)
+                flagged = (
+                    f"SELECT count() FROM transcripts FINAL WHERE {this_run} "
+                    "AND leg = 'caller' AND category != 'clean' AND score >= 0.35"
+                )
+                incidents = f"SELECT count() FROM incidents FINAL WHERE {this_run}"
+                _wait(
+                    "abuse incidents for the flagged utterances",
+                    lambda: _count(reader, incidents) >= max(_count(reader, flagged), 0),
+                    60,
+                    worker_proc,
+                    log_dir / "worker.log",
+                )
             show_results(settings, call_prefix=prefix, since_ms=started_ms)
             if keep_running:
                 console.print(

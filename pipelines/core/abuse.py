@@ -301,7 +301,7 @@ def _on_utterance(
     state: AbuseState, obs: UtteranceSeen, now_ms: int
 ) -> tuple[AbuseState, list[Output]]:
     policy = state.policy
-    if not state.live or obs.leg not in policy.legs:
+    if not policy.enabled or obs.leg not in policy.legs:
         return state, []
     score = combined_score(policy, obs)
     shouting_only = obs.shouting and score < policy.log_threshold
@@ -327,8 +327,9 @@ def _on_utterance(
             utterance_id=obs.utterance_id,
         )
 
-    if score < policy.threshold or state.terminate_ms:
-        # evidence only: below threshold, shouting without abusive words, or already ending
+    if score < policy.threshold or state.terminate_ms or not state.live:
+        # evidence only: below threshold, shouting without abusive words, already ending, or
+        # transcribed after the hangup (the words were still said to the staff member)
         if shouting_only:
             return state, [incident("log", "shouting", min(1.0, obs.excess_db / 30.0))]
         return state, [incident("log", obs.category, score)]

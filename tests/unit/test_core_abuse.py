@@ -187,7 +187,7 @@ def test_detections_while_ending_and_after_hangup_are_only_evidence() -> None:
     state, out = run([(said(3), T0 + 9000)], state)
     assert kinds(out) == ["log"]
     state, out = run([(event(9, "hangup", T0 + 9500), T0 + 9500), (said(4), T0 + 9600)], state)
-    assert out == []
+    assert kinds(out) == ["log"]  # transcribed after the hangup: evidence, no action
     assert state is not None and core.expire(state, T0 + 9600 + 3600_000, 3600_000) is None
 
 
