@@ -226,7 +226,7 @@ def run_demo(
         settings = settings.model_copy(update={"abuse_local_terms_file": DEMO_TERMS})
         console.print(
             f"abuse detection: demo term list {DEMO_TERMS.name} marks two words the sample "
-            "clips say (동백꽃 → threat, 커피 → insult) so warnings and terminations show"
+            "clips say (동백꽃 → threat, 커피 → insult), so detections show"
         )
     log_dir = settings.data_dir / "logs"
     kafka_was_running = kafka_script(settings, "status", check=False) == 0
