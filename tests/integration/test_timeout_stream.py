@@ -345,10 +345,12 @@ def test_real_pbx_caller_hears_the_termination_then_the_bye(
         60,
     )
     assert [r[0] for r in rows] == ["notice", "armed", "terminate", "hangup"], rows
-    assert (
-        sink.count(
+    # the CDR reaches ClickHouse on its own schedule (AMI → Kafka → sink): wait for it too
+    stored = wait_until(
+        lambda: sink.count(
             "SELECT count() FROM cdrs FINAL "
             f"WHERE call_id = '{call_id}' AND hangup_cause = 'time_limit'"
-        )
-        == 1
+        ),
+        60,
     )
+    assert stored == 1
