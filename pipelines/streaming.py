@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 import faust
 from faust.types import EventT, StreamT, TopicT
 
+from pipelines.core.timeout import DeadlineIndex
 from pipelines.ticks import decode_tick
 from schemas.codec import MalformedMessage, decode, encode
 from schemas.dead_letters import make_dead_letter
@@ -155,6 +156,46 @@ class PartitionedState(Generic[S]):
 
     def keys_in(self, partition: int) -> list[str]:
         return [key for key, p in self._partition_of.items() if p == partition]
+
+
+class TimedState(PartitionedState[S]):
+    """Per-key state plus a per-partition deadline heap, so a tick looks at due keys only.
+
+    ``wake_at(state)`` says when a tick must next look at a key (its next timer or its
+    expiry); the heap is rebuilt from the table whenever faust recovers it.
+    """
+
+    def __init__(
+        self,
+        app: faust.App,
+        name: str,
+        partitions: int,
+        to_dict: Callable[[S], dict[str, Any]],
+        from_dict: Callable[[dict[str, Any]], S],
+        wake_at: Callable[[S], int],
+    ) -> None:
+        super().__init__(app, name, partitions, to_dict, from_dict)
+        self._wake_at = wake_at
+        self.index = DeadlineIndex()
+        self.table.on_recover(self._rebuild_deadlines)
+
+    async def _rebuild_deadlines(self) -> None:
+        self.index.rebuild(
+            (data["partition"], key, self._wake_at(self._from_dict(data["state"])))
+            for key, data in self.table.items()
+        )
+
+    def save(self, partition: int, key: str, state: S | None) -> None:
+        """Store ``state`` (``None`` forgets the key) and reschedule its next look."""
+        if state is None:
+            self.delete(key)
+            self.index.discard(key)
+        else:
+            self.put(partition, key, state)
+            self.index.set(partition, key, self._wake_at(state))
+
+    def pop_due(self, partition: int, now_ms: int) -> list[str]:
+        return self.index.pop_due(partition, now_ms)
 
 
 async def split_ticks(

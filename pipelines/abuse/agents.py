@@ -29,11 +29,10 @@ from pipelines.abuse import wire
 from pipelines.abuse.analysis import LegSegmenters, UtteranceAnalyzer
 from pipelines.abuse.models import ClassifierSwitch, PromotionFollower
 from pipelines.core import abuse as core
-from pipelines.core.timeout import DeadlineIndex
 from pipelines.streaming import (
     Clock,
     DeadLetters,
-    PartitionedState,
+    TimedState,
     decoded,
     guarded,
     raw_topic,
@@ -147,30 +146,14 @@ def register_responder(
     commands = raw_topic(app, catalog.commands)
     decisions = raw_topic(app, catalog.decisions)
     incidents = raw_topic(app, catalog.incidents)
-    states = PartitionedState(
-        app, "abuse", catalog.partitions, core.AbuseState.to_dict, core.AbuseState.from_dict
+    states = TimedState(
+        app,
+        "abuse",
+        catalog.partitions,
+        core.AbuseState.to_dict,
+        core.AbuseState.from_dict,
+        lambda state: core.wake_at(state, idle_limit_ms),
     )
-    index = DeadlineIndex()
-
-    async def rebuild_index() -> None:
-        index.rebuild(
-            (
-                data["partition"],
-                key,
-                core.wake_at(core.AbuseState.from_dict(data["state"]), idle_limit_ms),
-            )
-            for key, data in states.table.items()
-        )
-
-    states.table.on_recover(rebuild_index)
-
-    def save(partition: int, call_id: str, state: core.AbuseState | None) -> None:
-        if state is None:
-            states.delete(call_id)
-            index.discard(call_id)
-        else:
-            states.put(partition, call_id, state)
-            index.set(partition, call_id, core.wake_at(state, idle_limit_ms))
 
     async def emit(out: list[core.Output]) -> None:
         for made in out:
@@ -188,16 +171,16 @@ def register_responder(
         old = states.get(obs.call_id)
         new, out = core.step(old, obs, clock(), policies)
         if new is not old:
-            save(event.message.partition, obs.call_id, new)
+            states.save(event.message.partition, obs.call_id, new)
         await emit(out)
 
     async def on_tick(partition: int, now_ms: int) -> None:
-        for call_id in index.pop_due(partition, now_ms):
+        for call_id in states.pop_due(partition, now_ms):
             state = states.get(call_id)
             if state is None:
                 continue
             new, out = core.due(state, now_ms)
-            save(partition, call_id, core.expire(new, now_ms, idle_limit_ms))
+            states.save(partition, call_id, core.expire(new, now_ms, idle_limit_ms))
             await emit(out)
 
     def observe(topic: str, raw: bytes | None) -> core.Observation:

@@ -26,7 +26,7 @@ from pipelines.core import timeout as core
 from pipelines.streaming import (
     Clock,
     DeadLetters,
-    PartitionedState,
+    TimedState,
     guarded,
     raw_topic,
     send_record,
@@ -58,30 +58,14 @@ def register(
     )
     commands = raw_topic(app, catalog.commands)
     decisions = raw_topic(app, catalog.decisions)
-    states = PartitionedState(
-        app, "timeout", catalog.partitions, core.TimeoutState.to_dict, core.TimeoutState.from_dict
+    states = TimedState(
+        app,
+        "timeout",
+        catalog.partitions,
+        core.TimeoutState.to_dict,
+        core.TimeoutState.from_dict,
+        lambda state: core.wake_at(state, idle_limit_ms),
     )
-    index = core.DeadlineIndex()
-
-    async def rebuild_index() -> None:
-        index.rebuild(
-            (
-                data["partition"],
-                key,
-                core.wake_at(core.TimeoutState.from_dict(data["state"]), idle_limit_ms),
-            )
-            for key, data in states.table.items()
-        )
-
-    states.table.on_recover(rebuild_index)
-
-    def save(partition: int, call_id: str, state: core.TimeoutState | None) -> None:
-        if state is None:
-            states.delete(call_id)
-            index.discard(call_id)
-        else:
-            states.put(partition, call_id, state)
-            index.set(partition, call_id, core.wake_at(state, idle_limit_ms))
 
     async def emit(out: list[core.TimeoutDecision]) -> None:
         for decision in out:
@@ -94,16 +78,16 @@ def register(
         old = states.get(obs.call_id)
         new, out = core.step(old, obs, clock(), policies)
         if new is not old:
-            save(event.message.partition, obs.call_id, new)
+            states.save(event.message.partition, obs.call_id, new)
         await emit(out)
 
     async def on_tick(partition: int, now_ms: int) -> None:
-        for call_id in index.pop_due(partition, now_ms):
+        for call_id in states.pop_due(partition, now_ms):
             state = states.get(call_id)
             if state is None:
                 continue
             new, out = core.due(state, now_ms)
-            save(partition, call_id, core.expire(new, now_ms, idle_limit_ms))
+            states.save(partition, call_id, core.expire(new, now_ms, idle_limit_ms))
             await emit(out)
 
     def observe(topic: str, raw: bytes | None) -> core.Observation | None:
