@@ -46,6 +46,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipelines.core import timeout as core
+from pipelines.core.deadlines import DeadlineIndex
 
 IDLE_LIMIT_MS = 4 * 3600 * 1000
 VIRTUAL_T0 = 10**12  # calls are opened on a virtual clock, then shifted to the wall clock
@@ -99,7 +100,7 @@ def run(args: argparse.Namespace, mode: str) -> Result:
         tracemalloc.start()
     table: dict[str, dict[str, Any]] = {}  # call id → {"partition", "state"} (the faust table)
     partition_of: dict[str, int] = {}
-    index = core.DeadlineIndex()
+    index = DeadlineIndex()
     keyed: set[str] = set()
     # Open the calls on a virtual clock (answers spread over `spread` before VIRTUAL_T0), then
     # shift them onto the wall clock so that no deadline has passed when the ticking starts.

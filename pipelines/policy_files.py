@@ -10,24 +10,20 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
+from pipelines.core.policies import PolicyBook
 
-class _Book(Protocol):
-    def __init__(self, default: Any, departments: Mapping[str, Any]) -> None: ...
-
-
-B = TypeVar("B", bound=_Book)
+P = TypeVar("P")
 
 
 def book_from_dict(
     data: Mapping[str, Any],
-    policy_cls: Callable[..., Any],
-    book_cls: type[B],
+    policy_cls: Callable[..., P],
     *,
     what: str,
     coerce: Mapping[str, Callable[[Any], Any]] | None = None,
-) -> B:
+) -> PolicyBook[P]:
     keys = {f.name for f in fields(policy_cls)}  # type: ignore[arg-type]
     coerce = coerce or {}
 
@@ -47,7 +43,7 @@ def book_from_dict(
         }
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{what}: {exc}") from None
-    return book_cls(default=default, departments=departments)
+    return PolicyBook(default=default, departments=departments)
 
 
 def read_toml(path: Path) -> dict[str, Any]:

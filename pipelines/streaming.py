@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 import faust
 from faust.types import EventT, StreamT, TopicT
 
-from pipelines.core.timeout import DeadlineIndex
+from pipelines.core.deadlines import DeadlineIndex
 from pipelines.ticks import decode_tick
 from schemas.codec import MalformedMessage, decode, encode
 from schemas.dead_letters import make_dead_letter

@@ -19,7 +19,6 @@ def policy_book(data: dict[str, Any]) -> PolicyBook:
     return book_from_dict(
         data,
         Policy,
-        PolicyBook,
         what="abuse policy",
         coerce={"categories": _strings, "legs": _strings, "dismiss_key": str},
     )

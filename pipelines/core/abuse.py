@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from pipelines.core import policies
+
 STREAM = "abuse"
 ABUSE_CATEGORIES = ("profanity", "insult", "threat", "sexual_harassment")
 SEEN_IDS_KEPT = 128
@@ -76,13 +78,7 @@ class Policy:
         return cls(**values)
 
 
-@dataclass(frozen=True)
-class PolicyBook:
-    default: Policy = field(default_factory=Policy)
-    departments: Mapping[str, Policy] = field(default_factory=dict)
-
-    def for_department(self, code: str) -> Policy:
-        return self.departments.get(code, self.default)
+PolicyBook = policies.PolicyBook[Policy]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -32,6 +32,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from pipelines.core import policies
+
 STREAM = "consent"
 MODES = ("full", "key_press", "off")
 LEGS = ("caller", "staff")
@@ -97,15 +99,7 @@ class RecordingPolicy:
         return cls(**{**data, "directions": tuple(data.get("directions", ("inbound",)))})
 
 
-@dataclass(frozen=True)
-class PolicyBook:
-    """The default policy and per-department policies (already merged with the default)."""
-
-    default: RecordingPolicy = field(default_factory=RecordingPolicy)
-    departments: Mapping[str, RecordingPolicy] = field(default_factory=dict)
-
-    def for_department(self, code: str) -> RecordingPolicy:
-        return self.departments.get(code, self.default)
+PolicyBook = policies.PolicyBook[RecordingPolicy]
 
 
 # ---------------------------------------------------------------------------------------------

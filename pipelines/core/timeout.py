@@ -10,7 +10,8 @@ disarms the rule for the call; a key pressed before the limit is logged and does
 Pure: standard library only, time is passed in.  ``step`` folds one observation (a call event,
 a command result, an abuse verdict) into the call's state; ``due`` fires the timers;
 ``next_deadline`` says when ``due`` next has work, which the stream keeps in a
-:class:`DeadlineIndex` so a clock tick costs O(due calls · log n), not a scan of every open call.
+:class:`~pipelines.core.deadlines.DeadlineIndex` so a clock tick costs O(due calls · log n),
+not a scan of every open call.
 
 Safety properties (unit-tested): duplicate and out-of-order events change nothing twice; each
 kind of command is issued at most once per call, with an id derived from the call id and the
@@ -19,11 +20,12 @@ kind, so even a replay after a crash yields the same id and the PBX connector ap
 
 from __future__ import annotations
 
-import heapq
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
+
+from pipelines.core import policies
 
 STREAM = "timeout"
 #: how many recent event ids a call remembers to drop duplicates
@@ -84,15 +86,7 @@ class Policy:
         return cls(**{**data, "exempt_lines": tuple(data.get("exempt_lines", ()))})
 
 
-@dataclass(frozen=True)
-class PolicyBook:
-    """The default policy and per-department overrides (already merged)."""
-
-    default: Policy = field(default_factory=Policy)
-    departments: Mapping[str, Policy] = field(default_factory=dict)
-
-    def for_department(self, code: str) -> Policy:
-        return self.departments.get(code, self.default)
+PolicyBook = policies.PolicyBook[Policy]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -504,74 +498,3 @@ def wake_at(state: TimeoutState, idle_limit_ms: int) -> int:
     """The next time a tick must look at this call: its next timer, else its expiry."""
     timer = next_deadline(state)
     return state.updated_ms + idle_limit_ms if timer is None else timer
-
-
-# ---------------------------------------------------------------------------------------------
-# the deadline index
-
-
-class DeadlineIndex:
-    """Per-partition min-heaps of (deadline, key): ``pop_due`` costs O(due · log n).
-
-    Entries are never removed from the middle of a heap: a key's current deadline lives in
-    ``_at`` and stale heap entries are skipped when popped (and compacted away when they
-    outnumber live ones).  Pure and in memory; the stream rebuilds it from its table after
-    recovery.
-    """
-
-    def __init__(self) -> None:
-        self._heaps: dict[int, list[tuple[int, str]]] = {}
-        self._at: dict[str, tuple[int, int]] = {}  # key → (partition, deadline)
-
-    def __len__(self) -> int:
-        return len(self._at)
-
-    def set(self, partition: int, key: str, deadline: int | None) -> None:
-        if deadline is None:
-            self._at.pop(key, None)
-            return
-        if self._at.get(key) == (partition, deadline):
-            return
-        self._at[key] = (partition, deadline)
-        heap = self._heaps.setdefault(partition, [])
-        heapq.heappush(heap, (deadline, key))
-        if len(heap) > 64 and len(heap) > 4 * len(self._at):
-            self._compact(partition)
-
-    def discard(self, key: str) -> None:
-        self._at.pop(key, None)
-
-    def deadline(self, key: str) -> int | None:
-        entry = self._at.get(key)
-        return None if entry is None else entry[1]
-
-    def pop_due(self, partition: int, now_ms: int) -> list[str]:
-        """Keys of ``partition`` whose deadline is ≤ now, removed from the index."""
-        heap = self._heaps.get(partition)
-        out: list[str] = []
-        while heap and heap[0][0] <= now_ms:
-            deadline, key = heapq.heappop(heap)
-            if self._at.get(key) == (partition, deadline):
-                del self._at[key]
-                out.append(key)
-        return out
-
-    def clear(self) -> None:
-        self._heaps.clear()
-        self._at.clear()
-
-    def rebuild(self, entries: Iterable[tuple[int, str, int | None]]) -> None:
-        """Replace the index with (partition, key, deadline) entries, O(n)."""
-        self.clear()
-        for partition, key, deadline in entries:
-            if deadline is not None:
-                self._at[key] = (partition, deadline)
-        for key, (partition, deadline) in self._at.items():
-            self._heaps.setdefault(partition, []).append((deadline, key))
-        for heap in self._heaps.values():
-            heapq.heapify(heap)
-
-    def _compact(self, partition: int) -> None:
-        heap = [(d, k) for k, (p, d) in self._at.items() if p == partition]
-        heapq.heapify(heap)
-        self._heaps[partition] = heap

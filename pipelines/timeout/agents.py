@@ -2,7 +2,7 @@
 
 One agent reads, co-partitioned by call id: call events, PBX command results, abuse incidents
 and the clock ticks.  Per-call state lives in the ``timeout`` table (changelog-backed); an
-in-memory :class:`~pipelines.core.timeout.DeadlineIndex` says which calls a tick must look at,
+in-memory :class:`~pipelines.core.deadlines.DeadlineIndex` says which calls a tick must look at,
 so a tick costs O(due calls · log n) instead of a scan of every open call.  The index is
 rebuilt from the table whenever faust recovers it (start, rebalance, restart after a crash).
 

@@ -19,7 +19,6 @@ def policy_book(data: dict[str, Any]) -> PolicyBook:
     return book_from_dict(
         data,
         Policy,
-        PolicyBook,
         what="timeout policy",
         coerce={"exempt_lines": _strings, "staff_key": str, "justified_key": str},
     )

@@ -86,8 +86,8 @@ def test_real_call_warned_then_ended_for_abuse(
     from tests.support.phones import phone_system
 
     phones = phone_system()
-    caller = phones.register("caller06")
-    staff = phones.register("staff06")
+    caller = phones.register("caller05")
+    staff = phones.register("staff05")
     out = caller.call("1300")
     out.wait_confirmed(15)
     ringing = staff.wait_incoming(30)

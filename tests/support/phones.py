@@ -457,10 +457,22 @@ class Phone(pj.Account):
 
     def reregister(self, timeout: float = 10) -> Phone:
         """Send REGISTER again and wait for 200 (e.g. after the PBX restarted)."""
-        before = self.reg_events
-        with self.system.lock:
-            self.system.ensure_thread()
-            self.setRegistration(True)
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.system.lock:
+                self.system.ensure_thread()
+                before = self.reg_events
+                try:
+                    self.setRegistration(True)
+                    break
+                except pj.Error as exc:
+                    # EBUSY: a REGISTER (e.g. the periodic refresh) is still in flight;
+                    # let it finish and send ours after it.
+                    if "EBUSY" not in exc.reason or time.monotonic() >= deadline:
+                        raise PhoneError(
+                            f"{self.username}: REGISTER failed: {exc.reason}"
+                        ) from None
+            self.system.pump(0.2)
         self.system.wait_for(
             lambda: self.reg_events > before, timeout, f"{self.username}: REGISTER answered"
         )

@@ -15,6 +15,7 @@ from tests.samples import T0
 RATE = 8000
 MS = 200  # chunk length
 BOOK = consent.PolicyBook(
+    default=consent.RecordingPolicy(),
     departments={
         "traffic": consent.RecordingPolicy(mode="full", retention_days=30),
         "welfare": consent.RecordingPolicy(mode="key_press"),

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from pipelines.core import timeout as core
+from pipelines.core.deadlines import DeadlineIndex
 from pipelines.core.timeout import (
     Armed,
     CallSeen,
-    DeadlineIndex,
     Disarmed,
     Hangup,
     KeyBeforeLimit,

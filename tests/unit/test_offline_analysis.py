@@ -66,7 +66,8 @@ def test_two_insults_warn_then_end(tmp_path: Path) -> None:
         script=["안녕하세요 문의 좀", "이 멍청한 공무원아", "멍청하다고 했다"]
     )
     analyzer = UtteranceAnalyzer(transcriber, WordClassifier(), lambda: 0)
-    result = analyze_file(path, analyzer, core.PolicyBook(), department="traffic")
+    book = core.PolicyBook(default=core.Policy())
+    result = analyze_file(path, analyzer, book, department="traffic")
     assert len(result.transcripts) == 3
     assert [(i.category, i.action) for i in result.incidents] == [
         ("insult", "warn"),
