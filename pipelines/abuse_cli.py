@@ -17,8 +17,17 @@ _MODEL_OPTION = click.option(
     "--model",
     "model_dir",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Model directory (default: the shipped models/abuse-text/v1).",
+    help="Model directory (default: the model registry's current version, else the shipped "
+    "models/abuse-text/v1).",
 )
+
+
+def _load_classifier(ctx: click.Context, model_dir: Path | None) -> Any:
+    """The classifier a worker would use: ``model_dir`` or the registry's current version
+    (else the shipped model), with the office's local terms when settings name a file."""
+    from pipelines.abuse.analysis import classifier_loader
+
+    return classifier_loader(ctx.ensure_object(dict)["settings"])(model_dir)
 
 
 def classify_stream(classifier: Any, lines: TextIO, out: TextIO, err: TextIO) -> tuple[int, int]:
@@ -46,7 +55,8 @@ def classify_stream(classifier: Any, lines: TextIO, out: TextIO, err: TextIO) ->
 
 @click.command("classify")
 @_MODEL_OPTION
-def classify(model_dir: Path | None) -> None:
+@click.pass_context
+def classify(ctx: click.Context, model_dir: Path | None) -> None:
     """Classify utterances for abuse aimed at staff (JSON lines on stdin → stdout).
 
     \b
@@ -56,9 +66,7 @@ def classify(model_dir: Path | None) -> None:
     probability of the category (for clean, of the likeliest abusive one).  A bad line is
     reported on stderr with its line number and skipped.
     """
-    from connectors.models.text_classifier import load_text_classifier
-
-    classifier = load_text_classifier(model_dir)
+    classifier = _load_classifier(ctx, model_dir)
     _, rejected = classify_stream(classifier, sys.stdin, sys.stdout, sys.stderr)
     if rejected:
         sys.stderr.write(f"{rejected} line(s) skipped\n")
@@ -75,15 +83,21 @@ def classify(model_dir: Path | None) -> None:
 @click.option("--baseline/--no-baseline", default=True, help="Also score the keyword-only rules.")
 @click.option("--errors", is_flag=True, help="List the misclassified utterances.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full report as JSON.")
+@click.pass_context
 def evaluate_text(
-    devset: Path | None, model_dir: Path | None, baseline: bool, errors: bool, as_json: bool
+    ctx: click.Context,
+    devset: Path | None,
+    model_dir: Path | None,
+    baseline: bool,
+    errors: bool,
+    as_json: bool,
 ) -> None:
     """Score the text classifier on the phone-complaint dev set (P/R/F1, false positives)."""
     from connectors.models.evaluate import DEFAULT_DEVSET, evaluate, format_report, load_devset
-    from connectors.models.text_classifier import KeywordOnlyClassifier, load_text_classifier
+    from connectors.models.text_classifier import KeywordOnlyClassifier
 
     rows = load_devset(devset or DEFAULT_DEVSET)
-    reports = [evaluate(load_text_classifier(model_dir), rows)]
+    reports = [evaluate(_load_classifier(ctx, model_dir), rows)]
     if baseline:
         reports.append(evaluate(KeywordOnlyClassifier(), rows))
     if as_json:

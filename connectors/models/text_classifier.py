@@ -34,6 +34,7 @@ from pipelines.core.abuse_text import (
     CATEGORIES,
     CLEAN,
     MEDIUM,
+    SEXUAL,
     STRONG,
     THREAT,
     TextAnalysis,
@@ -180,6 +181,8 @@ class ModelConfig:
     reported_cap: float = 0.35
     #: lawful pressure ("소송", "찾아가서 항의") with no undiscounted threat rule caps threat
     lawful_threat_cap: float = 1.0
+    #: thanks or relief with no undiscounted sexual rule caps sexual harassment (1.0: off)
+    grateful_sexual_cap: float = 1.0
     #: ``max`` (the most probable category) or ``severity`` (the most severe one above the
     #: threshold, in :data:`ABUSIVE` order)
     priority: str = "max"
@@ -297,6 +300,13 @@ class LinearAbuseClassifier:
         if analysis.lawful and not threat_rule and probs[THREAT] > cfg.lawful_threat_cap:
             probs[THREAT] = cfg.lawful_threat_cap
             reasons.append("context:lawful_cap")
+        sexual_rule = any(
+            h.category == SEXUAL and not h.discounted and h.strength >= MEDIUM
+            for h in analysis.hits
+        )
+        if analysis.grateful and not sexual_rule and probs[SEXUAL] > cfg.grateful_sexual_cap:
+            probs[SEXUAL] = cfg.grateful_sexual_cap
+            reasons.append("context:grateful_cap")
         if analysis.reported and not analysis.directed:
             capped = {c: min(p, cfg.reported_cap) for c, p in probs.items()}
             if capped != probs:

@@ -27,17 +27,19 @@ CATEGORIES = {"clean", "profanity", "insult", "threat", "sexual_harassment"}
 
 # Floors measured on the dev set with the shipped model (see models/abuse-text/v1/metrics.json)
 # minus a margin: a regression gate, not a target.
-MEASURED_BINARY_F1 = 0.983
-MEASURED_MACRO_F1 = 0.981
+MEASURED_BINARY_F1 = 0.994
+MEASURED_MACRO_F1 = 0.988
 MARGIN = 0.05
-# Blind sets (see MODEL_CARD.md): set 1 was seen after its first measurement (binary F1 0.813
-# before the v2 rules), set 2 was never used for changes (but two homographs the v3 brief named),
-# set 3 (veiled threats, sarcasm, indirect harassment) was seen after its first measurement
-# (binary F1 0.571, clean FP 13.9 % before the v3 rules).
+# Blind sets (see MODEL_CARD.md): hand-written by other writers, never trained on.  Sets 1-5
+# were seen after their first measurement (their errors prompted rule and template changes);
+# set 6 was measured but never used to change rules or data, so its floor is the honest one.
 BLIND_SETS = {
-    "blind_phone_complaints.jsonl": (0.986, 0.983),
-    "blind2_phone_complaints.jsonl": (0.938, 0.935),
-    "blind3_phone_complaints.jsonl": (0.984, 0.986),
+    "blind_phone_complaints.jsonl": (0.990, 0.989),
+    "blind2_phone_complaints.jsonl": (1.000, 0.983),
+    "blind3_phone_complaints.jsonl": (1.000, 0.990),
+    "blind4_phone_complaints.jsonl": (0.993, 0.973),
+    "blind5_phone_complaints.jsonl": (0.981, 0.937),
+    "blind6_phone_complaints.jsonl": (0.914, 0.858),
 }
 
 
@@ -108,6 +110,20 @@ def test_normalize_spoken_and_written_forms() -> None:
         ("목소리 들으니까 기분이 이상해지네", "sexual_harassment"),
         ("셀카 하나만 보내 줘", "sexual_harassment"),
         ("조 까 그딴 규정", "profanity"),
+        # v4: spoken threats, harassment and insults without the usual keywords
+        ("또 그러면 여기 있는 사람들 다 다친다", "threat"),
+        ("정문 앞에서 기다린다 나오기만 해 봐", "threat"),
+        ("니 실명이랑 얼굴 커뮤니티에 다 올려 버린다", "threat"),
+        ("그쪽 차 번호판 봤어 싹 긁어 놓을 거야", "threat"),
+        ("몇 시에 퇴근하세요 차는 어디 대세요", "threat"),
+        ("하아 목소리 좋다 계속 말해 봐", "sexual_harassment"),
+        ("지금 바지 벗고 통화하는 중이야", "sexual_harassment"),
+        ("브라는 무슨 색 했어요", "sexual_harassment"),
+        ("모텔비는 내가 낼 테니까 나와", "sexual_harassment"),
+        ("귀머거리야 몇 번을 말해", "insult"),
+        ("싸가지 없게 어디서 말대꾸야", "insult"),
+        ("밥값은 좀 하고 앉아 있어라", "insult"),
+        ("개씨발 또 대기 순번이래", "profanity"),
     ],
 )
 def test_rules_find_directed_abuse(text: str, category: str) -> None:
@@ -165,6 +181,18 @@ HARD_NEGATIVES = [
     "새끼 고양이 두 마리가 배수로에 빠졌어요",
     "강아지 같이 데리고 들어가도 되는 공원인가요",
     "그 사람이 '너 조심해'라고 쓴 쪽지를 붙였어요",
+    # v4: written or received abuse read aloud, and more homographs
+    "밤새 현관문에 죽여 버린다 이렇게 적어 놨더라고요",
+    "모르는 번호로 니 집 안다 이렇게 문자가 왔어요",
+    "배달 기사가 저보고 미친년 이러더라고요 어디다 신고해요",
+    "그 할배가 내보고 씨부랄 카더라고예",
+    "경비 아저씨가 병신 같은 소리 한다고 혼잣말하셨어요",
+    "가로등이 또 꺼져 있어요",
+    "선거 등신대 좀 치워 주세요",
+    "상추 씨 발아가 잘 안 돼요",
+    "시발 정류장에서 타면 되나요",
+    "기자한테 제보해서 뉴스에 나오게 할 겁니다",
+    "우리 애들 학교가 어딘지 알아야 전학 신청을 하죠",
 ]
 
 
@@ -286,6 +314,25 @@ def test_cli_classify_with_model_dir_and_evaluate_text() -> None:
     result = runner.invoke(main, ["evaluate-text", "--no-baseline"])
     assert result.exit_code == 0, result.output
     assert "abusive (binary)" in result.stdout and "third_party_report" in result.stdout
+
+
+def test_written_training_data_covers_every_category_and_no_evaluation_utterance() -> None:
+    from connectors.models.phone_domain import EVAL_SETS, read_jsonl
+    from connectors.models.train_text import WRITTEN_DIR, load_written
+
+    rows = [r for path in sorted(WRITTEN_DIR.glob("*.jsonl")) for r in read_jsonl(path)]
+    assert len(rows) >= 800
+    assert {r["category"] for r in rows} == CATEGORIES
+    assert all(set(r) == {"text", "category", "kind"} for r in rows)
+    kept = load_written(WRITTEN_DIR, weight=3.0)
+    assert kept and all(e.weight == 3.0 and e.source.startswith("written:") for e in kept)
+    held_out = {
+        normalize(r["text"]).replace(" ", "")
+        for path in EVAL_SETS
+        if path.is_file()
+        for r in read_jsonl(path)
+    }
+    assert not {normalize(e.text).replace(" ", "") for e in kept} & held_out
 
 
 # --- dev set -------------------------------------------------------------------------------
