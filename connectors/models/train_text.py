@@ -473,7 +473,8 @@ honest (in the status column), the current figures are optimistic:
 {blind_summary}
 
 Decision rules: an undiscounted STRONG rule hit lifts its category to 0.9, a MEDIUM one to
-0.55; lawful pressure without an undiscounted threat rule caps `threat` at 0.45; reported speech
+0.55; lawful pressure without an undiscounted threat rule caps `threat` at 0.45; thanks or relief
+without an undiscounted sexual rule caps `sexual_harassment` at 0.45; reported speech
 caps everything at 0.35.  When several categories pass the threshold the most severe wins:
 threat > sexual_harassment > profanity > insult (the dev set labels swearing over put-downs;
 insult > profanity cost 6 dev utterances).
