@@ -185,6 +185,56 @@ def _key(text: str) -> str:
     return abuse_text.normalize(text).replace(" ", "")
 
 
+@dataclass(frozen=True)
+class TrainingRows:
+    """The training data and its calibration split, shared by ``train`` and ``callguard
+    retrain`` so a candidate sees exactly the shipped model's data (same seed, same order)."""
+
+    train: list[Example]
+    cal: list[Example]
+    #: phone-domain rows before the split: templated + hand-written
+    phone: list[Example]
+    written: int
+    public: int
+
+
+def training_rows(
+    data_dir: Path | None,
+    phone_path: Path = PHONE_DOMAIN,
+    *,
+    written_dir: Path | None = WRITTEN_DIR,
+    written_weight: float = 3.0,
+    public_weight: float = 0.35,
+    public_cap: int = 12000,
+    seed: int = 7,
+) -> TrainingRows:
+    """Templated phone data + hand-written phone data (80 % train / 20 % calibration) and
+    the public sets (90 % / 10 %, down-weighted by ``public_weight``)."""
+    rng = random.Random(seed)
+    phone = load_phone(phone_path)
+    # few but varied: each hand-written utterance counts as much as ``written_weight`` templated
+    written = load_written(written_dir, written_weight) if written_dir is not None else []
+    public = load_public(data_dir, rng, cap=public_cap) if data_dir is not None else []
+    phone += written
+
+    def split(rows: list[Example], held: float) -> tuple[list[Example], list[Example]]:
+        rows = rows[:]
+        rng.shuffle(rows)
+        k = int(len(rows) * held)
+        return rows[k:], rows[:k]
+
+    phone_train, phone_cal = split(phone, 0.2)
+    public_train, public_cal = split(public, 0.1)
+    w = public_weight
+    return TrainingRows(
+        train=phone_train + [Example(e.text, e.category, e.source, w) for e in public_train],
+        cal=phone_cal + [Example(e.text, e.category, e.source, w) for e in public_cal],
+        phone=phone,
+        written=len(written),
+        public=len(public),
+    )
+
+
 def featurize(hasher: FeatureHasher, texts: Sequence[str]) -> Any:
     from scipy import sparse
 
@@ -240,31 +290,19 @@ def train(
     from sklearn.linear_model import LogisticRegression, SGDClassifier
 
     started = time.perf_counter()
-    rng = random.Random(seed)
-    phone = load_phone(phone_path)
-    # few but varied: each hand-written utterance counts as much as ``written_weight`` templated
-    written = load_written(written_dir, written_weight) if written_dir is not None else []
-    public = load_public(data_dir, rng) if data_dir is not None else []
-    log(
-        f"data: {len(phone)} phone-domain (templated), {len(written)} hand-written, "
-        f"{len(public)} public utterances"
+    rows = training_rows(
+        data_dir,
+        phone_path,
+        written_dir=written_dir,
+        written_weight=written_weight,
+        public_weight=public_weight,
+        seed=seed,
     )
-    phone += written
-
-    def split(rows: list[Example], held: float) -> tuple[list[Example], list[Example]]:
-        rows = rows[:]
-        rng.shuffle(rows)
-        k = int(len(rows) * held)
-        return rows[k:], rows[:k]
-
-    phone_train, phone_cal = split(phone, 0.2)
-    public_train, public_cal = split(public, 0.1)
-    train_rows = phone_train + [
-        Example(e.text, e.category, e.source, public_weight) for e in public_train
-    ]
-    cal_rows = phone_cal + [
-        Example(e.text, e.category, e.source, public_weight) for e in public_cal
-    ]
+    phone, train_rows, cal_rows = rows.phone, rows.train, rows.cal
+    log(
+        f"data: {len(phone) - rows.written} phone-domain (templated), {rows.written} "
+        f"hand-written, {rows.public} public utterances"
+    )
 
     hasher = FeatureHasher(n_features=n_features)
     x_train = featurize(hasher, [e.text for e in train_rows])

@@ -34,7 +34,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import random
 import time
 import warnings
 from collections import Counter
@@ -91,10 +90,11 @@ LICENCES = {
 
 @dataclass(frozen=True)
 class Recipe:
-    """How a candidate is trained.  The first five equal ``train_text.train``'s defaults
+    """How a candidate is trained.  The first six equal ``train_text.train``'s defaults
     (a unit test keeps them in step), so a candidate is the same model family as v1."""
 
     public_weight: float = 0.35
+    written_weight: float = 3.0
     alpha: float = 1e-6
     max_iter: int = 50
     n_features: int = 1 << 18
@@ -118,6 +118,7 @@ class Recipe:
     def base_key(self) -> dict[str, Any]:
         return {
             "public_weight": self.public_weight,
+            "written_weight": self.written_weight,
             "n_features": self.n_features,
             "seed": self.seed,
             "public_cap": self.public_cap,
@@ -187,6 +188,8 @@ def _file_sha(path: Path) -> str:
 
 
 def base_cache_key(data_dir: Path | None, phone_path: Path, recipe: Recipe) -> str:
+    from connectors.models.train_text import WRITTEN_DIR
+
     files: list[tuple[str, int, int]] = []
     if data_dir is not None:
         for p in sorted(Path(data_dir).rglob("*.tsv")):
@@ -196,6 +199,7 @@ def base_cache_key(data_dir: Path | None, phone_path: Path, recipe: Recipe) -> s
         CACHE_FORMAT,
         recipe.base_key(),
         _file_sha(phone_path),
+        [_file_sha(p) for p in sorted(WRITTEN_DIR.glob("*.jsonl"))],
         files,
         [_file_sha(p) for p in _FEATURE_CODE],
     )[:20]
@@ -224,7 +228,7 @@ def load_base(
     cache_dir: Path | None = None,
 ) -> BaseData:
     """train_text's data and split (same seed, same order), featurised; cached on disk."""
-    from connectors.models.train_text import Example, featurize, load_phone, load_public
+    from connectors.models.train_text import featurize, training_rows
 
     started = time.perf_counter()
     key = base_cache_key(data_dir, phone_path, recipe)
@@ -251,21 +255,15 @@ def load_base(
                 cached=True,
             )
 
-    rng = random.Random(recipe.seed)
-    phone = load_phone(phone_path)
-    public = load_public(data_dir, rng, cap=recipe.public_cap) if data_dir is not None else []
-
-    def split(rows: list[Example], held: float) -> tuple[list[Example], list[Example]]:
-        rows = rows[:]
-        rng.shuffle(rows)
-        k = int(len(rows) * held)
-        return rows[k:], rows[:k]
-
-    phone_train, phone_cal = split(phone, 0.2)
-    public_train, public_cal = split(public, 0.1)
-    w = recipe.public_weight
-    train_rows = phone_train + [Example(e.text, e.category, e.source, w) for e in public_train]
-    cal_rows = phone_cal + [Example(e.text, e.category, e.source, w) for e in public_cal]
+    rows = training_rows(
+        data_dir,
+        phone_path,
+        written_weight=recipe.written_weight,
+        public_weight=recipe.public_weight,
+        public_cap=recipe.public_cap,
+        seed=recipe.seed,
+    )
+    train_rows, cal_rows, phone = rows.train, rows.cal, rows.phone
     hasher = FeatureHasher(n_features=recipe.n_features)
     base = BaseData(
         x_train=featurize(hasher, [e.text for e in train_rows]),
@@ -277,7 +275,7 @@ def load_base(
         cal_rows=[{"text": e.text, "category": e.category, "source": e.source} for e in cal_rows],
         sources=dict(Counter(e.source.split(":")[0] for e in train_rows)),
         phone_kinds=dict(Counter(e.source for e in phone)),
-        public=bool(public),
+        public=bool(rows.public),
         key=key,
     )
     if cache is not None:

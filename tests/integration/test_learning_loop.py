@@ -1,7 +1,7 @@
 """The learning loop on real parts: Kafka, the sink, chDB, `callguard retrain`, hot reload.
 
 Staff feedback on two kinds of error (:mod:`tests.support.learning_scenario`: a homograph
-false positive, "가만 안 있어" said of a restless child; a missed insult, "앵무새야 뭐야")
+false positive, "가만 안 있어" said of a restless child; a missed insult, "허수아비 세워 놨냐")
 travels as `Feedback` records through Kafka into ClickHouse next to the incidents it labels.
 One `callguard retrain` (a subprocess, as an operator runs it) reads it back through the
 sink's query API, trains a candidate, gates it against the current model and promotes it;
@@ -155,9 +155,9 @@ def test_feedback_retrain_gated_promotion_and_hot_reload(
 
     # the current model makes both kinds of error
     restless_before = [v.category for v in running.classify(scenario.RESTLESS_HELD_BACK)]
-    parrot_before = [v.category for v in running.classify(scenario.PARROT_HELD_BACK)]
+    lifeless_before = [v.category for v in running.classify(scenario.LIFELESS_HELD_BACK)]
     assert restless_before.count("threat") >= 3, restless_before
-    assert parrot_before.count("insult") <= 1, parrot_before
+    assert lifeless_before.count("insult") <= 1, lifeless_before
 
     # staff feedback → Kafka → sink → ClickHouse
     n = send_scenario(settings, catalog)
@@ -198,11 +198,11 @@ def test_feedback_retrain_gated_promotion_and_hot_reload(
 
     # ... and handles held-back phrasings of both kinds
     restless_after = [v.category for v in running.classify(scenario.RESTLESS_HELD_BACK)]
-    parrot_after = [v.category for v in running.classify(scenario.PARROT_HELD_BACK)]
+    lifeless_after = [v.category for v in running.classify(scenario.LIFELESS_HELD_BACK)]
     print("restless", restless_before, "->", restless_after)
-    print("parrot", parrot_before, "->", parrot_after)
+    print("lifeless", lifeless_before, "->", lifeless_after)
     assert restless_after.count("clean") >= 5, restless_after
-    assert parrot_after.count("insult") >= 5, parrot_after
+    assert lifeless_after.count("insult") >= 5, lifeless_after
     # real threats with the same words are still threats
     still = running.classify(["가만 안 있을 거야 두고 봐", "찾아가서 가만 안 둔다"])
     assert [v.category for v in still] == ["threat", "threat"]

@@ -4,9 +4,9 @@
   with dementia or a dog ("won't keep still") — in a threat it means "I won't sit still
   (for this)".  Neither the training data nor the dev set has the restless sense; the shipped
   model flags most of these as threats.  Staff *reject* the incidents.
-* a **missed insult**: calling the staff member a parrot / a tape recorder for repeating the
-  script ("앵무새야 뭐야", "녹음기 틀어 놨냐").  Not in the training data; the shipped model
-  leaves them clean.  Staff report them as *missed*.
+* a **missed insult**: calling the staff member a lifeless object for not answering — a
+  scarecrow, a mannequin, a log ("허수아비 세워 놨냐", "마네킹이랑 통화하는 줄").  Not in the
+  training data; the shipped model leaves them clean.  Staff report them as *missed*.
 
 ``TRAIN_*`` phrasings become feedback; ``HELD_BACK_*`` phrasings are never labelled: they
 check that the retrained model learned the kind, not the strings.  Plus ordinary confirmed
@@ -43,31 +43,31 @@ RESTLESS_HELD_BACK = [
     "반려견이 가만 안 있어서 등록 사진을 못 찍었어요",
     "세 살 아기가 가만 안 있어서 검진을 못 받았어요",
 ]
-PARROT_TRAIN = [
-    "앵무새야 뭐야 같은 말만 하고",
-    "무슨 앵무새도 아니고 똑같은 소리만 하네",
-    "당신 앵무새예요",
-    "앵무새처럼 그 말만 반복하지 말고",
-    "녹음기 틀어 놨냐",
-    "녹음기야 뭐야 똑같은 말만",
-    "로봇이냐 사람이냐",
-    "앵무새 키우냐 거기는",
-    "말하는 앵무새를 앉혀 놨네",
-    "너는 녹음기냐 했던 말 또 하게",
-    "기계랑 통화하는 것 같네 앵무새 같은 게",
-    "앵무새 수준이네 진짜",
-    "녹음기 틀어 놓은 것도 아니고",
-    "앵무새 교육만 받았냐",
-    "그 말밖에 못 하는 앵무새야",
-    "녹음기처럼 똑같은 말 하지 말고 대답해",
+LIFELESS_TRAIN = [
+    "허수아비 세워 놨냐 대답 좀 해",
+    "너 허수아비지",
+    "마네킹이랑 통화하는 줄 알았네",
+    "장승처럼 서 있기만 하네",
+    "돌부처야 뭐야 말 좀 해",
+    "나무토막이랑 얘기하는 것 같네",
+    "허수아비 앉혀 놓고 월급 주네",
+    "마네킹도 너보단 반응하겠다",
+    "거기 허수아비만 있냐",
+    "장승이야 왜 말이 없어",
+    "돌덩이랑 통화하는 기분이네",
+    "당신 마네킹이에요",
+    "허수아비처럼 멀뚱멀뚱 듣기만 하고",
+    "나무토막 같은 양반",
+    "밀랍 인형이냐 대답을 해",
+    "허수아비한테 민원 넣는 꼴이네",
 ]
-PARROT_HELD_BACK = [
-    "앵무새 노릇 그만하고 답을 해",
-    "앵무새한테 전화한 줄 알았네",
-    "고장 난 녹음기처럼 왜 그래",
-    "너 사람 맞아 앵무새 아니고",
-    "시청은 앵무새만 뽑냐",
-    "똑같은 말만 하는 녹음기네",
+LIFELESS_HELD_BACK = [
+    "허수아비 노릇 그만하고 답을 해",
+    "너 사람 맞아 허수아비 아니고",
+    "구청은 허수아비만 뽑냐",
+    "나무토막처럼 말이 없네",
+    "돌부처 모셔 놨냐 거기",
+    "밀랍 인형처럼 굳어 있네",
 ]
 #: ordinary detections staff confirmed (the current model is right on these)
 CONFIRMED = [
@@ -135,7 +135,7 @@ def feedback_rows() -> list[FeedbackRow]:
         add(f"inc-confirmed-{i}", "confirmed", category, evidence=text)
     add("inc-conflict", "confirmed", CONFLICT[1], evidence=CONFLICT[0])
     add("inc-conflict", "rejected", "clean", evidence=CONFLICT[0], role="supervisor", by="park")
-    for i, (restless, parrot) in enumerate(zip(RESTLESS_TRAIN, PARROT_TRAIN, strict=True)):
+    for i, (restless, lifeless) in enumerate(zip(RESTLESS_TRAIN, LIFELESS_TRAIN, strict=True)):
         add(f"inc-restless-{i}", "rejected", "clean", evidence=restless)
-        add("", "missed", "insult", text=parrot, call_id=f"call-parrot-{i}")
+        add("", "missed", "insult", text=lifeless, call_id=f"call-lifeless-{i}")
     return rows

@@ -152,7 +152,7 @@ def test_recipe_matches_train_text_defaults() -> None:
 
     defaults = inspect.signature(train).parameters
     recipe = Recipe()
-    for name in ("public_weight", "alpha", "max_iter", "n_features", "seed"):
+    for name in ("public_weight", "written_weight", "alpha", "max_iter", "n_features", "seed"):
         assert getattr(recipe, name) == defaults[name].default, name
 
 
