@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import uuid
+from typing import Protocol
 
 from pipelines.core import audio, calls
-from schemas.records import AudioChunk, AudioLegStats, CallEvent, CallSummary, Decision
+from schemas.records import (
+    AudioChunk,
+    AudioLegStats,
+    CallEvent,
+    CallSummary,
+    Decision,
+    PbxCommand,
+)
 
 _DECISION_NS = uuid.UUID("7b0c9a52-3a4e-4f0e-9b8e-0c6a7f5d2e11")
 
@@ -29,6 +37,45 @@ def call_observation(event: CallEvent) -> calls.CallObservation:
 
 def call_summary(ended: calls.CallEnded) -> CallSummary:
     return CallSummary(**ended.__dict__)
+
+
+class CommandDecision(Protocol):
+    """A core decision that carries out a PBX command (its id is deterministic per call)."""
+
+    @property
+    def command_id(self) -> str: ...
+    @property
+    def call_id(self) -> str: ...
+    @property
+    def at_ms(self) -> int: ...
+    @property
+    def reason(self) -> str: ...
+
+
+def play_command(
+    made: CommandDecision, stream: str, media: str, target: str, *, wait: bool = False
+) -> PbxCommand:
+    """Play ``media`` to ``target``; with ``wait`` the PBX reports when playback finished."""
+    args = {"media": media, "target": target}
+    if wait:
+        args["wait"] = "true"
+    return _command(made, stream, "play", args)
+
+
+def hangup_command(made: CommandDecision, stream: str, cause: str) -> PbxCommand:
+    return _command(made, stream, "hangup", {"cause": cause})
+
+
+def _command(made: CommandDecision, stream: str, action: str, args: dict[str, str]) -> PbxCommand:
+    return PbxCommand(
+        command_id=made.command_id,
+        call_id=made.call_id,
+        action=action,
+        issued_ms=made.at_ms,
+        issued_by=stream,
+        reason=made.reason,
+        args=args,
+    )
 
 
 def decision_id(stream: str, call_id: str, kind: str, ts_ms: int) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pipelines.core import abuse as core
-from schemas.mapping import decision_id
+from schemas.mapping import decision_id, hangup_command, play_command
 from schemas.records import CallEvent, CommandResult, Decision, Incident, PbxCommand, Transcript
 
 
@@ -68,23 +68,12 @@ def incident(found: core.IncidentFound) -> Incident:
 def command(made: core.AbuseDecision) -> PbxCommand | None:
     """The PBX command a decision carries out, if any (ids deterministic per call and purpose)."""
     if isinstance(made, core.Warn):
-        action, args = "play", {"media": core.WARNING_MEDIA, "target": "caller"}
-    elif isinstance(made, core.Terminate):
-        action = "play"
-        args = {"media": core.TERMINATION_MEDIA, "target": made.target, "wait": "true"}
-    elif isinstance(made, core.Hangup):
-        action, args = "hangup", {"cause": core.HANGUP_CAUSE}
-    else:
-        return None
-    return PbxCommand(
-        command_id=made.command_id,
-        call_id=made.call_id,
-        action=action,
-        issued_ms=made.at_ms,
-        issued_by=core.STREAM,
-        reason=made.reason,
-        args=args,
-    )
+        return play_command(made, core.STREAM, core.WARNING_MEDIA, "caller")
+    if isinstance(made, core.Terminate):
+        return play_command(made, core.STREAM, core.TERMINATION_MEDIA, made.target, wait=True)
+    if isinstance(made, core.Hangup):
+        return hangup_command(made, core.STREAM, core.HANGUP_CAUSE)
+    return None
 
 
 def decision(made: core.AbuseDecision) -> Decision:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pipelines.core import timeout as core
-from schemas.mapping import decision_id
+from schemas.mapping import decision_id, hangup_command, play_command
 from schemas.records import CallEvent, CommandResult, Decision, Incident, PbxCommand
 
 
@@ -47,23 +47,14 @@ def verdict_seen(incident: Incident) -> core.VerdictSeen | None:
 def command(decision: core.TimeoutDecision) -> PbxCommand | None:
     """The PBX command a decision carries out, if any (id deterministic per call and kind)."""
     if isinstance(decision, core.Notice):
-        action, args = "play", {"media": core.NOTICE_MEDIA, "target": "caller"}
-    elif isinstance(decision, core.Terminate):
-        action = "play"
-        args = {"media": core.TERMINATION_MEDIA, "target": decision.target, "wait": "true"}
-    elif isinstance(decision, core.Hangup):
-        action, args = "hangup", {"cause": core.HANGUP_CAUSE}
-    else:
-        return None
-    return PbxCommand(
-        command_id=decision.command_id,
-        call_id=decision.call_id,
-        action=action,
-        issued_ms=decision.at_ms,
-        issued_by=core.STREAM,
-        reason=decision.reason,
-        args=args,
-    )
+        return play_command(decision, core.STREAM, core.NOTICE_MEDIA, "caller")
+    if isinstance(decision, core.Terminate):
+        return play_command(
+            decision, core.STREAM, core.TERMINATION_MEDIA, decision.target, wait=True
+        )
+    if isinstance(decision, core.Hangup):
+        return hangup_command(decision, core.STREAM, core.HANGUP_CAUSE)
+    return None
 
 
 def decision(made: core.TimeoutDecision) -> Decision:
