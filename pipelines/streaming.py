@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, Generic, TypeVar
 
 import faust
@@ -110,6 +110,7 @@ async def send_record(topic: TopicT, key: str, record: WireRecord) -> None:
 
 
 S = TypeVar("S")
+Out = TypeVar("Out")  # a rule's outputs
 
 
 class PartitionedState(Generic[S]):
@@ -194,8 +195,33 @@ class TimedState(PartitionedState[S]):
             self.put(partition, key, state)
             self.index.set(partition, key, self._wake_at(state))
 
-    def pop_due(self, partition: int, now_ms: int) -> list[str]:
-        return self.index.pop_due(partition, now_ms)
+    def step(
+        self, partition: int, key: str, step: Callable[[S | None], tuple[S | None, list[Out]]]
+    ) -> list[Out]:
+        """Fold one observation into ``key``'s state (``step(old) -> (new, outputs)``); the
+        state is saved only when the rule returned a new one."""
+        old = self.get(key)
+        new, out = step(old)
+        if new is not old:
+            self.save(partition, key, new)
+        return out
+
+    def fire_due(
+        self,
+        partition: int,
+        now_ms: int,
+        due: Callable[[S, int], tuple[S, list[Out]]],
+        expire: Callable[[S, int], S | None],
+    ) -> Iterator[list[Out]]:
+        """For each key of ``partition`` whose time has come: run its timers (``due``), save
+        what ``expire`` keeps, then yield the outputs (so each call's are sent after its save)."""
+        for key in self.index.pop_due(partition, now_ms):
+            state = self.get(key)
+            if state is None:
+                continue
+            new, out = due(state, now_ms)
+            self.save(partition, key, expire(new, now_ms))
+            yield out
 
 
 async def split_ticks(

@@ -58,6 +58,9 @@ def register(
     )
     commands = raw_topic(app, catalog.commands)
     decisions = raw_topic(app, catalog.decisions)
+    def expire(state: core.TimeoutState, now_ms: int) -> core.TimeoutState | None:
+        return core.expire(state, now_ms, idle_limit_ms)
+
     states = TimedState(
         app,
         "timeout",
@@ -75,19 +78,13 @@ def register(
             await send_record(decisions, decision.call_id, wire.decision(decision))
 
     async def on_observation(event: EventT, obs: core.Observation) -> None:
-        old = states.get(obs.call_id)
-        new, out = core.step(old, obs, clock(), policies)
-        if new is not old:
-            states.save(event.message.partition, obs.call_id, new)
-        await emit(out)
+        partition = event.message.partition
+        await emit(
+            states.step(partition, obs.call_id, lambda old: core.step(old, obs, clock(), policies))
+        )
 
     async def on_tick(partition: int, now_ms: int) -> None:
-        for call_id in states.pop_due(partition, now_ms):
-            state = states.get(call_id)
-            if state is None:
-                continue
-            new, out = core.due(state, now_ms)
-            states.save(partition, call_id, core.expire(new, now_ms, idle_limit_ms))
+        for out in states.fire_due(partition, now_ms, core.due, expire):
             await emit(out)
 
     def observe(topic: str, raw: bytes | None) -> core.Observation | None:
