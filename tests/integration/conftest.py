@@ -25,6 +25,8 @@ from connectors.kafka.topics import KEY_PARTITIONER, TopicCatalog, create_topics
 from pipelines.app import catalog_for
 from pipelines.demo import settings_env
 from pipelines.settings import Settings
+from schemas.codec import decode
+from schemas.records import CallEvent
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -253,3 +255,62 @@ def read_topic(
         raise AssertionError(f"could not read {names} to their end within {timeout_s} s")
     finally:
         consumer.close()
+
+
+# --- calls through the real PBX ----------------------------------------------------------
+
+
+def other_connector_running() -> str:
+    found = subprocess.run(
+        ["pgrep", "-af", "pipelines connector asterisk"], capture_output=True, text=True
+    ).stdout
+    return "\n".join(line for line in found.splitlines() if "pgrep" not in line)
+
+
+@pytest.fixture
+def pbx_free() -> None:
+    if os.environ.get("CALLGUARD_ASTERISK_RUNNING") != "1":
+        pytest.skip("needs the PBX: scripts/test.sh integration starts it")
+    deadline = time.monotonic() + float(os.environ.get("CALLGUARD_PBX_WAIT_S", "600"))
+    while (busy := other_connector_running()) and time.monotonic() < deadline:
+        time.sleep(30)  # another connector (e.g. a benchmark) is using the PBX: wait
+    if busy:
+        pytest.skip(f"the PBX is in use by another connector: {busy}")
+
+
+def events_of(bootstrap: str, catalog: TopicCatalog, call_id: str | None = None) -> list[CallEvent]:
+    found = [decode(CallEvent, m.value()) for m in read_topic(bootstrap, catalog.call_events)]
+    return [e for e in found if call_id is None or e.call_id == call_id]
+
+
+def place_call(
+    phones: Any,
+    bootstrap: str,
+    catalog: TopicCatalog,
+    caller: str,
+    staff: str,
+    line: str,
+    heard: Path | None = None,
+    ring_timeout_s: float = 40,
+) -> tuple[Any, Any, str]:
+    """Call ``line`` from ``caller``; ``staff`` answers; returns (caller leg, staff leg, id)."""
+    known = {e.call_id for e in events_of(bootstrap, catalog)}
+    desk = phones.register(staff)  # before dialling: without a notice staff rings at once
+    out = phones.register(caller).call(line)
+    out.wait_confirmed(15)  # the connector answers at once to play the notices
+    if heard is not None:
+        out.record_to(heard)
+    ringing = desk.wait_incoming(ring_timeout_s)
+    ringing.answer()
+    ringing.wait_confirmed(10)
+    deadline = time.monotonic() + 30
+    while True:
+        bridged = [
+            e
+            for e in events_of(bootstrap, catalog)
+            if e.type == "bridged" and e.call_id not in known
+        ]
+        if bridged:
+            return out, ringing, bridged[0].call_id
+        assert time.monotonic() < deadline, "the call was never bridged"
+        phones.pump(0.5)

@@ -24,10 +24,16 @@ from connectors.kafka.topics import TopicCatalog
 from pipelines.core import abuse as core
 from pipelines.settings import Settings
 from schemas.codec import decode
-from schemas.records import CallEvent, Cdr, PbxCommand
-from tests.integration.conftest import REPO, SinkHandle, WorkerProcess, read_topic, wait_until
+from schemas.records import Cdr, PbxCommand
+from tests.integration.conftest import (
+    REPO,
+    SinkHandle,
+    WorkerProcess,
+    place_call,
+    read_topic,
+    wait_until,
+)
 from tests.integration.test_asterisk_connector import read_wav, segment_match
-from tests.integration.test_timeout_stream import pbx_free  # noqa: F401 - fixture
 
 SAMPLES = REPO / "connectors" / "simulator" / "samples"
 THREAT_CLIP = SAMPLES / "104_003_0193.wav"  # … 노란 동백꽃 속으로 폭 파묻혀 버렸다
@@ -86,22 +92,9 @@ def test_real_call_warned_then_ended_for_abuse(
     from tests.support.phones import phone_system
 
     phones = phone_system()
-    caller = phones.register("caller05")
-    staff = phones.register("staff05")
-    out = caller.call("1300")
-    out.wait_confirmed(15)
-    ringing = staff.wait_incoming(30)
-    ringing.answer()
-    ringing.wait_confirmed(10)
-
-    def events() -> list[CallEvent]:
-        return [decode(CallEvent, m.value()) for m in read_topic(bootstrap, catalog.call_events)]
-
-    deadline = time.monotonic() + 30
-    while not (bridged := [e for e in events() if e.type == "bridged"]):
-        assert time.monotonic() < deadline, "the call was never bridged"
-        phones.pump(0.5)
-    call_id = bridged[0].call_id
+    out, ringing, call_id = place_call(
+        phones, bootstrap, catalog, "caller05", "staff05", "1300", ring_timeout_s=30
+    )
     heard = out.record_to(tmp_path / "caller-hears.wav")
 
     def wait_for(media: str, timeout_s: float) -> PbxCommand:

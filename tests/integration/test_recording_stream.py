@@ -42,10 +42,17 @@ from connectors.recordings.wav import read_wav as wav_pcm
 from pipelines.recording.keys import load_keyring
 from pipelines.settings import Settings
 from schemas.codec import decode, encode
-from schemas.records import AudioChunk, CallEvent, Decision, Recording
-from tests.integration.conftest import REPO, SinkHandle, WorkerProcess, read_topic, wait_until
+from schemas.records import AudioChunk, Decision, Recording
+from tests.integration.conftest import (
+    REPO,
+    SinkHandle,
+    WorkerProcess,
+    events_of,
+    place_call,
+    read_topic,
+    wait_until,
+)
 from tests.integration.test_asterisk_connector import best_match, read_wav, segment_match
-from tests.integration.test_timeout_stream import pbx_free  # noqa: F401 - a fixture
 from tests.samples import call_event
 
 CALLER_SAYS = REPO / "connectors" / "simulator" / "samples" / "104_003_0294.wav"
@@ -110,11 +117,6 @@ def decrypt(settings: Settings, call_id: str, leg: str) -> tuple[dict[str, Any],
     return dict(header.meta), np.frombuffer(pcm, dtype="<i2").astype(np.float64)
 
 
-def events_of(bootstrap: str, catalog: TopicCatalog, call_id: str | None = None) -> list[CallEvent]:
-    found = [decode(CallEvent, m.value()) for m in read_topic(bootstrap, catalog.call_events)]
-    return [e for e in found if call_id is None or e.call_id == call_id]
-
-
 def decisions_of(bootstrap: str, catalog: TopicCatalog, call_id: str) -> list[Decision]:
     found = [decode(Decision, m.value()) for m in read_topic(bootstrap, catalog.decisions)]
     return [d for d in found if d.call_id == call_id]
@@ -123,38 +125,6 @@ def decisions_of(bootstrap: str, catalog: TopicCatalog, call_id: str) -> list[De
 def rows_of(bootstrap: str, catalog: TopicCatalog, call_id: str) -> list[Recording]:
     found = [decode(Recording, m.value()) for m in read_topic(bootstrap, catalog.recordings)]
     return [r for r in found if r.call_id == call_id]
-
-
-def place_call(
-    phones: Any,
-    bootstrap: str,
-    catalog: TopicCatalog,
-    caller: str,
-    staff: str,
-    line: str,
-    heard: Path | None = None,
-) -> tuple[Any, Any, str]:
-    """Call ``line`` from ``caller``; ``staff`` answers; returns (caller leg, staff leg, id)."""
-    known = {e.call_id for e in events_of(bootstrap, catalog)}
-    desk = phones.register(staff)  # before dialling: without a notice staff rings at once
-    out = phones.register(caller).call(line)
-    out.wait_confirmed(15)  # the connector answers at once to play the notices
-    if heard is not None:
-        out.record_to(heard)
-    ringing = desk.wait_incoming(40)
-    ringing.answer()
-    ringing.wait_confirmed(10)
-    deadline = time.monotonic() + 30
-    while True:
-        bridged = [
-            e
-            for e in events_of(bootstrap, catalog)
-            if e.type == "bridged" and e.call_id not in known
-        ]
-        if bridged:
-            return out, ringing, bridged[0].call_id
-        assert time.monotonic() < deadline, "the call was never bridged"
-        phones.pump(0.5)
 
 
 @pytest.mark.usefixtures("pbx_free", "connector")

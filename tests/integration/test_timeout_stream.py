@@ -12,9 +12,7 @@
 
 from __future__ import annotations
 
-import os
 import random
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -27,11 +25,12 @@ from connectors.kafka.topics import TopicCatalog
 from pipelines.core import timeout as core
 from pipelines.settings import Settings
 from schemas.codec import decode, encode
-from schemas.records import CallEvent, Cdr, CommandResult, Decision, PbxCommand
+from schemas.records import Cdr, CommandResult, Decision, PbxCommand
 from tests.integration.conftest import (
     REPO,
     SinkHandle,
     WorkerProcess,
+    place_call,
     read_topic,
     wait_until,
 )
@@ -248,24 +247,6 @@ def test_worker_killed_after_arming_terminates_exactly_once(
 # --- with the real PBX ---------------------------------------------------------------------
 
 
-def other_connector_running() -> str:
-    found = subprocess.run(
-        ["pgrep", "-af", "pipelines connector asterisk"], capture_output=True, text=True
-    ).stdout
-    return "\n".join(line for line in found.splitlines() if "pgrep" not in line)
-
-
-@pytest.fixture
-def pbx_free() -> None:
-    if os.environ.get("CALLGUARD_ASTERISK_RUNNING") != "1":
-        pytest.skip("needs the PBX: scripts/test.sh integration starts it")
-    deadline = time.monotonic() + float(os.environ.get("CALLGUARD_PBX_WAIT_S", "600"))
-    while (busy := other_connector_running()) and time.monotonic() < deadline:
-        time.sleep(30)  # another connector (e.g. a benchmark) is using the PBX: wait
-    if busy:
-        pytest.skip(f"the PBX is in use by another connector: {busy}")
-
-
 @pytest.mark.usefixtures("pbx_free", "connector")  # in this order: wait for a free PBX first
 def test_real_pbx_caller_hears_the_termination_then_the_bye(
     bootstrap: str,
@@ -277,22 +258,9 @@ def test_real_pbx_caller_hears_the_termination_then_the_bye(
     from tests.support.phones import phone_system
 
     phones = phone_system()
-    caller = phones.register("caller03")
-    staff = phones.register("staff01")
-    out = caller.call("1100")
-    out.wait_confirmed(15)
-    ringing = staff.wait_incoming(30)
-    ringing.answer()
-    ringing.wait_confirmed(10)
-
-    def events() -> list[CallEvent]:
-        return [decode(CallEvent, m.value()) for m in read_topic(bootstrap, catalog.call_events)]
-
-    deadline = time.monotonic() + 30
-    while not (bridged := [e for e in events() if e.type == "bridged"]):
-        assert time.monotonic() < deadline, "the call was never bridged"
-        phones.pump(0.5)
-    call_id = bridged[0].call_id
+    out, ringing, call_id = place_call(
+        phones, bootstrap, catalog, "caller03", "staff01", "1100", ring_timeout_s=30
+    )
 
     def timeout_kinds() -> list[str]:
         return [d.kind for d in decisions(bootstrap, catalog, call_id)]
