@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from pipelines.core import policies
+from pipelines.core.deadlines import is_idle, wake_time
 
 STREAM = "abuse"
 ABUSE_CATEGORIES = ("profanity", "insult", "threat", "sexual_harassment")
@@ -473,11 +474,9 @@ def next_deadline(state: AbuseState) -> int | None:
 
 
 def expire(state: AbuseState, now_ms: int, idle_limit_ms: int) -> AbuseState | None:
-    if next_deadline(state) is None and now_ms - state.updated_ms >= idle_limit_ms:
-        return None
-    return state
+    idle = is_idle(next_deadline(state), state.updated_ms, now_ms, idle_limit_ms)
+    return None if idle else state
 
 
 def wake_at(state: AbuseState, idle_limit_ms: int) -> int:
-    timer = next_deadline(state)
-    return state.updated_ms + idle_limit_ms if timer is None else timer
+    return wake_time(next_deadline(state), state.updated_ms, idle_limit_ms)

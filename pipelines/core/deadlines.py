@@ -6,6 +6,17 @@ import heapq
 from collections.abc import Iterable
 
 
+def is_idle(deadline: int | None, updated_ms: int, now_ms: int, idle_limit_ms: int) -> bool:
+    """A key with no timer left may be forgotten once quiet for ``idle_limit_ms`` (until
+    then, late duplicates are still recognised)."""
+    return deadline is None and now_ms - updated_ms >= idle_limit_ms
+
+
+def wake_time(deadline: int | None, updated_ms: int, idle_limit_ms: int) -> int:
+    """When a tick must next look at a key: its next timer, else when it becomes idle."""
+    return updated_ms + idle_limit_ms if deadline is None else deadline
+
+
 class DeadlineIndex:
     """Per-partition min-heaps of (deadline, key): ``pop_due`` costs O(due · log n).
 

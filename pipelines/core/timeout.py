@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from pipelines.core import policies
+from pipelines.core.deadlines import is_idle, wake_time
 
 STREAM = "timeout"
 #: how many recent event ids a call remembers to drop duplicates
@@ -489,12 +490,10 @@ def next_deadline(state: TimeoutState) -> int | None:
 def expire(state: TimeoutState, now_ms: int, idle_limit_ms: int) -> TimeoutState | None:
     """Forget a call with no timer left once it has been quiet for ``idle_limit_ms`` (ended,
     exempt, disarmed, or armed but its hangup was lost); until then late duplicates are known."""
-    if next_deadline(state) is None and now_ms - state.updated_ms >= idle_limit_ms:
-        return None
-    return state
+    idle = is_idle(next_deadline(state), state.updated_ms, now_ms, idle_limit_ms)
+    return None if idle else state
 
 
 def wake_at(state: TimeoutState, idle_limit_ms: int) -> int:
     """The next time a tick must look at this call: its next timer, else its expiry."""
-    timer = next_deadline(state)
-    return state.updated_ms + idle_limit_ms if timer is None else timer
+    return wake_time(next_deadline(state), state.updated_ms, idle_limit_ms)
