@@ -42,14 +42,12 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
-import ctypes
 import json
 import math
 import os
 import shlex
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -74,7 +72,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from bench.faust_vs_raw import check_broker, cleanup_broker, free_port
+from bench.faust_vs_raw import Worker, check_broker, cleanup_broker, free_port
 from connectors.kafka.topics import TopicCatalog, create_topics
 from connectors.simulator.audio import SAMPLE_RATE, Clip, load_clips, to_int16
 from connectors.simulator.producer import producer_config
@@ -255,85 +253,17 @@ def plan_call(
 # --- processes ---------------------------------------------------------------------------------
 
 
-def _die_with_parent() -> None:
-    """Child pre-exec: SIGTERM when the benchmark dies without cleaning up (Linux only)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+class WorkerProc(Worker):
+    """``python -m pipelines worker`` with the stage's settings (reaping and RSS sampling from
+    :class:`bench.faust_vs_raw.Worker`); CPU time reads NaN once the worker is gone."""
 
-
-class WorkerProc:
-    """``python -m pipelines worker`` with the stage's settings; reaped with ``wait4``."""
+    stop_poll_s = 0.1
+    cpu_when_gone = math.nan
 
     def __init__(self, settings: Settings, log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        env = settings_env(settings)
-        env.update({"PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"})
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pipelines", "worker"],
-            cwd=REPO,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
-        )
-        self.ps = psutil.Process(self.proc.pid)
-        self.started = time.monotonic()
-        self.exit_code: int | None = None
-        self.maxrss_kib = 0
-        self.rss_peak = 0  # bytes, sampled; reset per measured window
-
-    def cpu_s(self) -> float:
-        try:
-            times = self.ps.cpu_times()
-        except psutil.Error:
-            return math.nan
-        return float(times.user + times.system)
-
-    def sample_rss(self) -> None:
-        with contextlib.suppress(psutil.Error):
-            self.rss_peak = max(self.rss_peak, self.ps.memory_info().rss)
-
-    def alive(self) -> bool:
-        if self.exit_code is not None:
-            return False
-        # WNOWAIT: look without reaping, so wait4 still gets the rusage later
-        return os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None
-
-    def _reap(self, block: bool) -> bool:
-        pid, status, usage = os.wait4(self.proc.pid, 0 if block else os.WNOHANG)
-        if pid == 0:
-            return False
-        self.exit_code = os.waitstatus_to_exitcode(status)
-        self.proc.returncode = self.exit_code
-        self.maxrss_kib = usage.ru_maxrss
-        return True
-
-    def stop(self, grace_s: float = STOP_GRACE_S) -> None:
-        if self.exit_code is not None:
-            return
-        try:
-            if self.alive():
-                self.proc.send_signal(signal.SIGTERM)
-                deadline = time.monotonic() + grace_s
-                while time.monotonic() < deadline:
-                    if self._reap(block=False):
-                        return
-                    time.sleep(0.1)
-                self.proc.kill()
-            self._reap(block=True)
-        except ChildProcessError:
-            self.exit_code = self.proc.returncode if self.proc.returncode is not None else -1
-        finally:
-            self._log.close()
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        argv = [sys.executable, "-m", "pipelines", "worker"]
+        super().__init__(argv, log_path, env=settings_env(settings))
+        self.started = time.monotonic()  # start-up is timed on the monotonic clock here
 
 
 # --- Kafka -------------------------------------------------------------------------------------
@@ -609,7 +539,7 @@ class Bench:
                 now = time.time()
                 if math.isnan(wall0) and now * 1000 >= first_audio_ms:
                     cpu0, host0, wall0 = worker.cpu_s(), host_busy_s(), now
-                    worker.rss_peak = 0
+                    worker.sampled_rss_peak = 0
                 if now >= next_sample:
                     worker.sample_rss()
                     next_sample = now + 0.5
@@ -645,7 +575,7 @@ class Bench:
         result.cutoff_ms = now_ms()
         result.worker_cpu_total_s = worker.cpu_s() - cpu0
         worker.sample_rss()
-        result.peak_rss_mib = worker.rss_peak / 2**20
+        result.peak_rss_mib = worker.sampled_rss_peak / 2**20
         if feeder.late_ms:
             result.late_p99_ms = float(np.percentile(feeder.late_ms, 99))
             result.late_max_ms = float(max(feeder.late_ms))

@@ -118,10 +118,16 @@ def free_port() -> int:
 class Worker:
     """One measured worker process; reaped with ``wait4`` so its peak RSS is known."""
 
-    def __init__(self, argv: list[str], log_path: Path) -> None:
+    #: how often ``stop`` looks whether SIGTERM was enough
+    stop_poll_s = 0.05
+    #: what ``cpu_s`` says once the process is gone
+    cpu_when_gone = 0.0
+
+    def __init__(self, argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
         self.log_path = log_path
         self._log = log_path.open("wb")
-        env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+        env = {**(os.environ if env is None else env), "PYTHONPATH": str(REPO)}
+        env["PYTHONUNBUFFERED"] = "1"
         self.proc = subprocess.Popen(
             argv,
             cwd=REPO,
@@ -141,7 +147,7 @@ class Worker:
         try:
             times = psutil.Process(self.proc.pid).cpu_times()
         except psutil.Error:
-            return 0.0
+            return self.cpu_when_gone
         return float(times.user + times.system)
 
     def alive(self) -> bool:
@@ -177,7 +183,7 @@ class Worker:
                 while time.monotonic() < deadline:
                     if self._reap(block=False):
                         return
-                    time.sleep(0.05)
+                    time.sleep(self.stop_poll_s)
                 self.proc.kill()
             self._reap(block=True)
         except ChildProcessError:
