@@ -133,24 +133,20 @@ def _charts(data: MonthlyData, names: dict[str, str]) -> list[_Chart]:
             ax.spines[["top", "right"]].set_visible(False)
 
         charts.append(_Chart("by_day", sec.title, per_day))
-    if s["terminations"].available and s["terminations"].rows:
-        sec = s["terminations"]
-        charts.append(_Chart("terminations", sec.title, _bar_chart(
-            [_dept(names, r[0]) for r in sec.rows],
-            {"경고 abuse warnings": col(sec, 1), "폭언 종료 abuse terminations": col(sec, 2),
-             "20분 종료 20-minute terminations": col(sec, 3)})))
-    if s["consent"].available and s["consent"].rows:
-        sec = s["consent"]
-        charts.append(_Chart("consent", sec.title, _bar_chart(
-            [_dept(names, r[0]) for r in sec.rows],
-            {"고지 누락 consent missing": col(sec, 2), "녹음 지연 recording late": col(sec, 3),
-             "녹음 누락 recording missing": col(sec, 4)})))
-    if s["recordings_purged"].available and s["recordings_purged"].rows:
-        sec = s["recordings_purged"]
-        charts.append(_Chart("recordings_purged", sec.title, _bar_chart(
-            [_dept(names, r[0]) for r in sec.rows],
-            {"파기 purged": col(sec, 1), "열람 accessed": col(sec, 2),
-             "열람 거부 refused": col(sec, 3)})))
+    # per-department bar charts: section → {series label: column}
+    per_department = {
+        "terminations": {"경고 abuse warnings": 1, "폭언 종료 abuse terminations": 2,
+                         "20분 종료 20-minute terminations": 3},
+        "consent": {"고지 누락 consent missing": 2, "녹음 지연 recording late": 3,
+                    "녹음 누락 recording missing": 4},
+        "recordings_purged": {"파기 purged": 1, "열람 accessed": 2, "열람 거부 refused": 3},
+    }
+    for key, columns in per_department.items():
+        sec = s[key]
+        if sec.available and sec.rows:
+            charts.append(_Chart(key, sec.title, _bar_chart(
+                [_dept(names, r[0]) for r in sec.rows],
+                {label: col(sec, i) for label, i in columns.items()})))
     if s["feedback"].available and s["feedback"].rows:
         sec = s["feedback"]
 
