@@ -18,6 +18,16 @@ from pipelines.core.abuse_text import ABUSIVE, CLEAN
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DEVSET = REPO / "data" / "devset" / "phone_complaints.jsonl"
 #: clean kinds that look abusive on the surface
+#: the report fields a model's metrics.json keeps (the errors list is left out)
+SUMMARY_KEYS = (
+    "n",
+    "per_category",
+    "macro_f1_abusive",
+    "binary",
+    "clean_fp_rate",
+    "hard_negative_fp_rate",
+    "ms_per_utterance",
+)
 HARD_NEGATIVE_KINDS = ("angry_civil", "lawful_threat", "homograph", "third_party_report", "quote")
 
 

@@ -389,19 +389,10 @@ def measure(
     data_dir: Path | None,
     devset: Path | None,
 ) -> dict[str, Any]:
-    from connectors.models.evaluate import DEFAULT_DEVSET, evaluate, load_devset
+    from connectors.models.evaluate import DEFAULT_DEVSET, SUMMARY_KEYS, evaluate, load_devset
 
     def summary(report: dict[str, Any]) -> dict[str, Any]:
-        keep = (
-            "n",
-            "per_category",
-            "macro_f1_abusive",
-            "binary",
-            "clean_fp_rate",
-            "hard_negative_fp_rate",
-            "ms_per_utterance",
-        )
-        return {k: report[k] for k in keep}
+        return {k: report[k] for k in SUMMARY_KEYS}
 
     metrics: dict[str, Any] = {"version": classifier.version}
     phone_cal = [

@@ -44,7 +44,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from connectors.models.evaluate import DEFAULT_DEVSET, evaluate, format_report, load_devset
+from connectors.models.evaluate import (
+    DEFAULT_DEVSET,
+    SUMMARY_KEYS,
+    evaluate,
+    format_report,
+    load_devset,
+)
 from connectors.models.registry import (
     ModelRegistry,
     RegistryError,
@@ -814,16 +820,7 @@ def _metrics(
     name: str,
 ) -> dict[str, Any]:
     metrics: dict[str, Any] = {"version": candidate.version}
-    keep = (
-        "n",
-        "per_category",
-        "macro_f1_abusive",
-        "binary",
-        "clean_fp_rate",
-        "hard_negative_fp_rate",
-        "ms_per_utterance",
-        "kinds",
-    )
+    keep = (*SUMMARY_KEYS, "kinds")
     metrics["devset"] = {k: candidate_scores.dev[k] for k in keep}
     cal = [{"text": r["text"], "category": r["category"]} for r in base.cal_rows]
     phone_cal = [
