@@ -1360,11 +1360,11 @@ def generate(
             core = _strip_quote(core)
         add(form.format(p=p, c=core), "clean", "quote")
 
-    exclude = {normalize(t).replace(" ", "") for t in dev_texts}
+    exclude = {dedup_key(t) for t in dev_texts}
     seen: set[str] = set()
     out = []
     for row in rows:
-        key = normalize(row["text"]).replace(" ", "")
+        key = dedup_key(row["text"])
         if key in seen or key in exclude:
             continue
         seen.add(key)
@@ -1377,10 +1377,19 @@ def read_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def dedup_key(text: str) -> str:
+    """Utterances equal under this key are the same utterance (training vs evaluation)."""
+    return normalize(text).replace(" ", "")
+
+
+def evaluation_texts() -> list[str]:
+    """Every utterance of the evaluation sets that exist."""
+    return [r["text"] for path in EVAL_SETS if path.is_file() for r in read_jsonl(path)]
+
+
 def write(path: Path = DEFAULT_OUT, rows: Sequence[dict] | None = None) -> int:
     if rows is None:
-        dev = [r["text"] for path in EVAL_SETS if path.is_file() for r in read_jsonl(path)]
-        rows = generate(dev_texts=dev)
+        rows = generate(dev_texts=evaluation_texts())
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as f:
         for i, row in enumerate(rows):

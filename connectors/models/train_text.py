@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from connectors.models.phone_domain import DEFAULT_OUT as PHONE_DOMAIN
-from connectors.models.phone_domain import EVAL_SETS, read_jsonl
+from connectors.models.phone_domain import dedup_key, evaluation_texts, read_jsonl
 from connectors.models.text_classifier import (
     CLASSES,
     DEFAULT_MODEL_DIR,
@@ -168,21 +168,15 @@ def load_written(directory: Path = WRITTEN_DIR, weight: float = 1.0) -> list[Exa
     after normalisation is dropped all the same."""
     if not directory.is_dir():
         return []
-    held_out = {
-        _key(r["text"]) for path in EVAL_SETS if path.is_file() for r in read_jsonl(path)
-    }
+    held_out = {dedup_key(t) for t in evaluation_texts()}
     rows = []
     for path in sorted(directory.glob("*.jsonl")):
         for r in read_jsonl(path):
             if r["category"] not in CLASSES:
                 raise ValueError(f"{path.name}: unknown category {r['category']!r}")
-            if _key(r["text"]) not in held_out:
+            if dedup_key(r["text"]) not in held_out:
                 rows.append(Example(r["text"], r["category"], "written:" + r["kind"], weight))
     return rows
-
-
-def _key(text: str) -> str:
-    return abuse_text.normalize(text).replace(" ", "")
 
 
 @dataclass(frozen=True)
